@@ -1,0 +1,212 @@
+package config
+
+import "time"
+
+// Config is the whole gateway configuration. Every bound has a finite
+// default (see Default); a bound that is present in a file but zero, negative
+// or empty is an error, reported with its file, line and key path.
+type Config struct {
+	// Listeners are the public listeners. At least one is required.
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the admin listener (health, readiness, metrics, passports).
+	Admin Admin `yaml:"admin"`
+	// Logging configures the process log and the access log.
+	Logging Logging `yaml:"logging"`
+	// Limits are the global bounds. Services and routes start from these and
+	// may override the groups that apply to them.
+	Limits Limits `yaml:"limits"`
+	// Services are the upstream services requests are routed to.
+	Services []Service `yaml:"services"`
+	// Routes map requests to services, first match wins in file order.
+	Routes []Route `yaml:"routes"`
+
+	// Source is the file the configuration was read from ("" when built in Go).
+	Source string `yaml:"-"`
+}
+
+// Listener is one public socket.
+type Listener struct {
+	// Name identifies the listener in logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Address is host:port to bind, for example "127.0.0.1:8080". Required, unique.
+	Address string `yaml:"address"`
+	// TLS, when set, serves HTTPS with HTTP/2 negotiated by ALPN.
+	TLS *TLS `yaml:"tls"`
+	// H2C serves cleartext HTTP/2 (prior knowledge) beside HTTP/1.1. Default false.
+	H2C bool `yaml:"h2c"`
+	// TrustForwarded appends to an incoming X-Forwarded-For and keeps incoming
+	// X-Forwarded-Proto/-Host instead of replacing them. Only for listeners
+	// behind a trusted proxy. Default false.
+	TrustForwarded bool `yaml:"trust_forwarded"`
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	// Cert is the path of the PEM certificate chain. Required with tls.
+	Cert string `yaml:"cert"`
+	// Key is the path of the PEM private key. Required with tls.
+	Key string `yaml:"key"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is host:port of the admin listener. Default "127.0.0.1:9901".
+	// A non-loopback address requires Token.
+	Address string `yaml:"address"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// mutating endpoints (and on all endpoints off loopback). Redacted in /admin/config.
+	Token string `yaml:"token"`
+}
+
+// Logging configures logs.
+type Logging struct {
+	// Level is one of debug, info, warn, error. Default "info".
+	Level string `yaml:"level"`
+	// Format is "json" (default) or "console".
+	Format string `yaml:"format"`
+	// AccessLog writes one line per request. Default true.
+	AccessLog bool `yaml:"access_log"`
+}
+
+// Limits groups every bound. Zero is never "unlimited".
+type Limits struct {
+	// Server bounds the inbound side of every listener.
+	Server ServerLimits `yaml:"server"`
+	// Request bounds each request; routes may override.
+	Request RequestLimits `yaml:"request"`
+	// Upstream bounds connections and exchanges with endpoints; services may override.
+	Upstream UpstreamLimits `yaml:"upstream"`
+}
+
+// ServerLimits bound the inbound HTTP server.
+type ServerLimits struct {
+	// HeaderTimeout is the time a client has to send a request's headers,
+	// from its first byte. Default 10s. At the bound the connection is closed
+	// (outcome header_timeout).
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// MaxHeaderBytes is the largest request head accepted. Default 64KiB. Over
+	// it the client gets 431 (outcome header_too_large).
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// IdleTimeout closes a keep-alive connection with no request for this long. Default 90s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnections is the most open client connections per listener. Default 10000.
+	// At the bound new connections wait in the kernel's accept backlog.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxRequests is the most requests in flight in the whole gateway. Default 4096.
+	// Over it a request gets 503 (outcome overloaded).
+	MaxRequests int `yaml:"max_requests"`
+	// DrainTimeout is how long shutdown (and a listener being replaced) waits
+	// for requests in flight before closing connections. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// RequestLimits bound one request end to end.
+type RequestLimits struct {
+	// Deadline is the total time a request may take, shared by every step.
+	// Default 30s. At the bound: 504 (outcome deadline_exceeded) if nothing was sent yet.
+	Deadline Duration `yaml:"deadline"`
+	// MaxBodyBytes is the largest request body. Default 8MiB. Over it: 413
+	// (outcome body_too_large), before the endpoint has read it all.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// BodyMinRate is the slowest a client may upload, measured after
+	// BodyRateGrace. Default 1KiB/s. Slower: 408 (outcome body_too_slow).
+	BodyMinRate Rate `yaml:"body_min_rate"`
+	// BodyRateGrace is how long a body transfer may stall (no byte at all)
+	// before the minimum rate applies. Default 5s.
+	BodyRateGrace Duration `yaml:"body_rate_grace"`
+	// ClientMinRate is the slowest a client may read the response, after
+	// BodyRateGrace. Default 1KiB/s. Slower: the response is cut (outcome client_too_slow).
+	ClientMinRate Rate `yaml:"client_min_rate"`
+	// UpgradeIdleTimeout closes an upgraded connection (WebSocket) idle this long. Default 5m.
+	UpgradeIdleTimeout Duration `yaml:"upgrade_idle_timeout"`
+}
+
+// UpstreamLimits bound the exchange with endpoints.
+type UpstreamLimits struct {
+	// ConnectTimeout bounds dialing an endpoint (and the TLS handshake). Default 2s.
+	// At the bound: 504 (outcome connect_timeout).
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// HeaderTimeout bounds the wait for response headers after the request
+	// headers were sent; capped by the time left in the request. Default 15s.
+	// At the bound: 504 (outcome upstream_header_timeout).
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// MaxConnsPerEndpoint is the most connections to one endpoint. Default 512.
+	// At the bound Acquire waits for a free one, within ConnectTimeout.
+	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint"`
+	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint. Default 128.
+	MaxIdlePerEndpoint int `yaml:"max_idle_per_endpoint"`
+	// IdleTimeout closes a pooled connection unused this long. Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxResponseBytes is the largest response body passed on. Default 1GiB.
+	// Over it the response is cut (outcome upstream_body_too_large).
+	MaxResponseBytes Size `yaml:"max_response_bytes"`
+	// BodyMinRate is the slowest an endpoint may send its response body, after
+	// the grace. Default 1KiB/s. Slower: cut (outcome upstream_too_slow).
+	BodyMinRate Rate `yaml:"body_min_rate"`
+	// BodyRateGrace is how long a response body may stall before the minimum rate applies. Default 10s.
+	BodyRateGrace Duration `yaml:"body_rate_grace"`
+}
+
+// Service is a named group of endpoints.
+type Service struct {
+	// Name identifies the service in routes, logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Endpoints are host:port addresses. At least one.
+	Endpoints []string `yaml:"endpoints"`
+	// Balancer picks an endpoint per request, by name. Default "round_robin".
+	Balancer string `yaml:"balancer"`
+	// Protocol towards the endpoints: "http1" (default, the gateway's own pool),
+	// "h2c" (cleartext HTTP/2) or "h2" (HTTP/2 over TLS).
+	Protocol string `yaml:"protocol"`
+	// TLS dials endpoints over TLS (with http1). Default false.
+	TLS bool `yaml:"tls"`
+	// Limits override the global upstream limits for this service.
+	Limits ServiceLimits `yaml:"limits"`
+}
+
+// ServiceLimits are the bounds a service may override.
+type ServiceLimits struct {
+	// Upstream starts as the global limits.upstream.
+	Upstream UpstreamLimits `yaml:"upstream"`
+}
+
+// Route maps matching requests to a service.
+type Route struct {
+	// Name identifies the route in logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Match selects requests. An empty match matches everything.
+	Match Match `yaml:"match"`
+	// Service is the name of a configured service. Required.
+	Service string `yaml:"service"`
+	// StripPrefix removes Match.PathPrefix from the path sent upstream. Default false.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// Limits override the global request limits for this route.
+	Limits RouteLimits `yaml:"limits"`
+}
+
+// Match selects requests for a route; all given conditions must hold.
+type Match struct {
+	// Host matches the request host without port, exactly, or "*.example.com"
+	// for any subdomain. Empty: any host.
+	Host string `yaml:"host"`
+	// PathPrefix matches paths that start with it at a segment boundary
+	// ("/api" matches "/api" and "/api/x", not "/apix"). Default "/".
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods lists allowed methods. Empty: any method.
+	Methods []string `yaml:"methods"`
+}
+
+// RouteLimits are the bounds a route may override.
+type RouteLimits struct {
+	// Request starts as the global limits.request.
+	Request RequestLimits `yaml:"request"`
+}
+
+// Duration is a time bound written as a Go duration string ("250ms", "2s").
+type Duration time.Duration
+
+// Size is a byte count written as an integer or with a unit ("512", "64KiB", "8MiB", "1GiB", "10KB").
+type Size int64
+
+// Rate is a byte rate written as a size per second ("1KiB/s", "100000/s").
+type Rate int64
