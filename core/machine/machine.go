@@ -140,6 +140,17 @@ func (m *Machine) ToNote(s State, note string) bool {
 	return true
 }
 
+// ToAt is ToNote for a transition measured elsewhere at offset off (by a
+// transport's trace callbacks); the stamp is inserted in offset order.
+func (m *Machine) ToAt(s State, off time.Duration, note string) bool {
+	if !Legal(m.state, s) || s == passport.Failed {
+		return m.illegal("transition", s)
+	}
+	m.state = s
+	m.P.StampAt(s, off, note)
+	return true
+}
+
 // Fail ends the request with outcome k. Failing an ended request is a bug.
 func (m *Machine) Fail(k failure.Kind) {
 	if Terminal(m.state) {

@@ -53,6 +53,9 @@ type Conn struct {
 	BW *bufio.Writer
 	// Reused is true when the connection served an earlier request.
 	Reused bool
+	// NRead counts bytes read from the connection (to tell "nothing
+	// received" apart from a cut response).
+	NRead  int64
 	pool   *Pool
 	raw    net.Conn // the TCP connection under TLS, for the stale check
 	idleAt time.Time
@@ -96,7 +99,8 @@ var slotFreed = (*Conn)(nil)
 // can. It waits at most until the earlier of deadline and now+ConnectTimeout,
 // and gives up when ctx ends. Errors are *failure.Error of kind
 // ConnectTimeout, ConnectRefused, ConnectFailed or ClientGone.
-func (p *Pool) Acquire(ctx context.Context, deadline time.Time) (*Conn, error) {
+// With fresh set, idle connections are skipped (a retry after a stale one).
+func (p *Pool) Acquire(ctx context.Context, deadline time.Time, fresh bool) (*Conn, error) {
 	now := time.Now()
 	if d := now.Add(p.opts.ConnectTimeout); d.Before(deadline) {
 		deadline = d
@@ -106,7 +110,7 @@ func (p *Pool) Acquire(ctx context.Context, deadline time.Time) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, failure.New(failure.NoEndpoint, "service %q endpoint %s was removed", p.opts.Service, p.addr)
 	}
-	for len(p.idle) > 0 {
+	for len(p.idle) > 0 && !fresh {
 		c := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
@@ -206,7 +210,17 @@ func (p *Pool) wrap(c, raw net.Conn) *Conn {
 	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	return &Conn{Conn: c, raw: raw, pool: p, BR: bufio.NewReaderSize(c, bufSize), BW: bufio.NewWriterSize(c, bufSize)}
+	pc := &Conn{Conn: c, raw: raw, pool: p}
+	pc.BR = bufio.NewReaderSize(pc, bufSize)
+	pc.BW = bufio.NewWriterSize(c, bufSize)
+	return pc
+}
+
+// Read reads from the connection, counting bytes.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.NRead += int64(n)
+	return n, err
 }
 
 func (p *Pool) classify(ctx context.Context, err error) error {

@@ -52,22 +52,22 @@ func TestReuseAndLimit(t *testing.T) {
 	p := New(addr, opts())
 	ctx := context.Background()
 	far := time.Now().Add(time.Minute)
-	c1, err := p.Acquire(ctx, far)
+	c1, err := p.Acquire(ctx, far, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Release(c1, true)
-	c2, err := p.Acquire(ctx, far)
+	c2, err := p.Acquire(ctx, far, false)
 	if err != nil || c2 != c1 || !c2.Reused {
 		t.Fatalf("want the idle connection back, got %v %v", c2, err)
 	}
-	c3, err := p.Acquire(ctx, far)
+	c3, err := p.Acquire(ctx, far, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Both slots in use: a third Acquire waits, then times out at the deadline.
 	start := time.Now()
-	_, err = p.Acquire(ctx, time.Now().Add(50*time.Millisecond))
+	_, err = p.Acquire(ctx, time.Now().Add(50*time.Millisecond), false)
 	if failure.KindOf(err) != failure.ConnectTimeout {
 		t.Fatalf("err = %v, want connect_timeout", err)
 	}
@@ -77,7 +77,7 @@ func TestReuseAndLimit(t *testing.T) {
 	// A waiter gets a released connection handed over.
 	got := make(chan *Conn)
 	go func() {
-		c, _ := p.Acquire(ctx, far)
+		c, _ := p.Acquire(ctx, far, false)
 		got <- c
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -90,7 +90,7 @@ func TestReuseAndLimit(t *testing.T) {
 	}
 	// A waiter whose slot is freed by a closed connection dials anew.
 	go func() {
-		c, _ := p.Acquire(ctx, far)
+		c, _ := p.Acquire(ctx, far, false)
 		got <- c
 	}()
 	for p.Stats().Waiting == 0 && time.Now().Before(deadline) {
@@ -111,7 +111,7 @@ func TestRefusedAndTimeoutClassified(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	p := New(addr, opts())
-	_, err := p.Acquire(context.Background(), time.Now().Add(time.Second))
+	_, err := p.Acquire(context.Background(), time.Now().Add(time.Second), false)
 	fe := failure.As(err)
 	if fe.Kind != failure.ConnectRefused || !fe.Retryable {
 		t.Fatalf("err = %v, want retryable connect_refused", err)
@@ -121,7 +121,7 @@ func TestRefusedAndTimeoutClassified(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = p.Acquire(ctx, time.Now().Add(time.Second))
+	_, err = p.Acquire(ctx, time.Now().Add(time.Second), false)
 	if k := failure.KindOf(err); k != failure.ClientGone {
 		t.Fatalf("cancelled ctx: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestStaleIdleConnectionIsReplaced(t *testing.T) {
 	addr, accepted, closeAll := listen(t)
 	p := New(addr, opts())
 	far := time.Now().Add(time.Minute)
-	c1, err := p.Acquire(context.Background(), far)
+	c1, err := p.Acquire(context.Background(), far, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestStaleIdleConnectionIsReplaced(t *testing.T) {
 	// The peek sees EOF once the FIN arrives; poll until the pool notices.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := p.Acquire(context.Background(), far)
+		c, err := p.Acquire(context.Background(), far, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,13 +165,13 @@ func TestStaleIdleConnectionIsReplaced(t *testing.T) {
 func TestCloseFailsAcquire(t *testing.T) {
 	addr, _, _ := listen(t)
 	p := New(addr, opts())
-	c, _ := p.Acquire(context.Background(), time.Now().Add(time.Second))
+	c, _ := p.Acquire(context.Background(), time.Now().Add(time.Second), false)
 	p.Close()
 	p.Release(c, true) // closed pool: the connection is closed, not kept
 	if s := p.Stats(); s.Open != 0 || s.Idle != 0 {
 		t.Fatalf("stats after close %+v", s)
 	}
-	if _, err := p.Acquire(context.Background(), time.Now().Add(time.Second)); failure.KindOf(err) != failure.NoEndpoint {
+	if _, err := p.Acquire(context.Background(), time.Now().Add(time.Second), false); failure.KindOf(err) != failure.NoEndpoint {
 		t.Fatalf("acquire on closed pool: %v", err)
 	}
 }

@@ -1,0 +1,98 @@
+package inbound
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/core/proxy"
+)
+
+type ctxKey struct{}
+
+// handler adapts net/http to the engine: it builds the core's request view
+// and a ClientSide over the ResponseWriter, and runs the current runtime.
+type handler struct {
+	name           string
+	trustForwarded bool
+	tls            bool
+	current        func() *proxy.Runtime
+}
+
+// clientSide is the ClientSide over net/http's ResponseWriter.
+type clientSide struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (c *clientSide) Header() http.Header                { return c.w.Header() }
+func (c *clientSide) WriteHeader(s int)                  { c.w.WriteHeader(s) }
+func (c *clientSide) Write(p []byte) (int, error)        { return c.w.Write(p) }
+func (c *clientSide) Flush() error                       { return c.rc.Flush() }
+func (c *clientSide) SetReadDeadline(t time.Time) error  { return c.rc.SetReadDeadline(t) }
+func (c *clientSide) SetWriteDeadline(t time.Time) error { return c.rc.SetWriteDeadline(t) }
+func (c *clientSide) EnableFullDuplex() error            { return c.rc.EnableFullDuplex() }
+func (c *clientSide) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return c.rc.Hijack()
+}
+
+type work struct {
+	req proxy.Request
+	cs  clientSide
+}
+
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	wk := workPool.Get().(*work)
+	req := &wk.req
+	start := time.Now()
+	if tc, ok := r.Context().Value(ctxKey{}).(*trackedConn); ok && r.ProtoMajor == 1 {
+		var sawCL bool
+		start, sawCL = tc.startRequest()
+		req.Smuggled = sawCL && len(r.TransferEncoding) > 0
+		defer tc.endRequest()
+	}
+	req.Start = start
+	req.Method = r.Method
+	req.Host = r.Host
+	req.Path = r.URL.EscapedPath()
+	if r.RequestURI == "*" {
+		req.Path = "*"
+	}
+	req.RawQuery = r.URL.RawQuery
+	req.ProtoMajor = r.ProtoMajor
+	req.Header = r.Header
+	req.ContentLength = r.ContentLength
+	req.Body = nil
+	if r.Body != nil && r.Body != http.NoBody {
+		req.Body = r.Body
+	}
+	req.RemoteAddr = r.RemoteAddr
+	req.TLS = r.TLS != nil || h.tls
+	req.Ctx = r.Context()
+	req.TrustForwarded = h.trustForwarded
+	req.Listener = h.name
+	req.ID = proxy.RequestID(r.Header)
+	wk.cs = clientSide{w: w, rc: http.NewResponseController(w)}
+
+	abort := h.current().Serve(&wk.cs, req)
+
+	*wk = work{}
+	workPool.Put(wk)
+	if abort {
+		// The response head went out and the body was cut: abort the
+		// stream so the client sees a broken response, not a short one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*trackedConn); ok {
+		return context.WithValue(ctx, ctxKey{}, tc)
+	}
+	return ctx
+}

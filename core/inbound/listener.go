@@ -1,0 +1,206 @@
+// Package inbound is the edge between net/http's server and the engine:
+// listeners with bounded connections, header read timeout, max header bytes
+// and idle timeout; HTTP/1.1, HTTP/2 over TLS (ALPN) and h2c; sockets kept
+// across reloads; and the handler that turns an *http.Request into the
+// engine's request view. Nothing past this package sees net/http's server
+// types.
+package inbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/proxy"
+)
+
+// Config is one listener's settings.
+type Config struct {
+	config.Listener
+	Limits config.ServerLimits
+}
+
+// Listener is one public socket and the server that currently serves it.
+type Listener struct {
+	current func() *proxy.Runtime
+	log     zerolog.Logger
+	sock    *socket
+	cert    atomic.Pointer[tls.Certificate]
+
+	mu   sync.Mutex
+	cfg  Config
+	srv  *http.Server
+	view *view
+	wg   sync.WaitGroup // servers still draining
+}
+
+// Listen binds cfg.Address. Serving starts with Start.
+func Listen(cfg Config, current func() *proxy.Runtime, shared *proxy.Shared, lg zerolog.Logger) (*Listener, error) {
+	l := &Listener{current: current, cfg: cfg, log: lg.With().Str("listener", cfg.Name).Logger()}
+	if cfg.TLS != nil {
+		if err := l.loadCert(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+	}
+	l.sock = newSocket(ln, cfg.Limits.MaxConnections, cfg.TLS != nil)
+	name := cfg.Name
+	l.sock.onAbandoned = func(remote string, start time.Time, k failure.Kind, msg string) {
+		shared.Abandoned(name, remote, start, k, msg)
+	}
+	return l, nil
+}
+
+// Addr returns the bound address (useful with port 0).
+func (l *Listener) Addr() net.Addr { return l.sock.ln.Addr() }
+
+// Config returns the listener's current settings.
+func (l *Listener) Config() Config {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
+func (l *Listener) loadCert(t *config.TLS) error {
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return fmt.Errorf("listener tls: %w", err)
+	}
+	l.cert.Store(&cert)
+	return nil
+}
+
+// Start serves the socket with a server built from the current settings.
+func (l *Listener) Start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.startLocked()
+}
+
+func (l *Listener) startLocked() {
+	cfg := l.cfg
+	lim := cfg.Limits
+	h := &handler{name: cfg.Name, trustForwarded: cfg.TrustForwarded, tls: cfg.TLS != nil, current: l.current}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	if cfg.TLS != nil {
+		protos.SetHTTP2(true)
+	}
+	if cfg.H2C {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.HeaderTimeout.Std(),
+		IdleTimeout:       lim.IdleTimeout.Std(),
+		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
+		ConnContext:       connContext,
+		Protocols:         &protos,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 250},
+		ErrorLog:          log.New(errorLogWriter{l.log}, "", 0),
+	}
+	v := l.sock.newView()
+	l.srv, l.view = srv, v
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		var err error
+		if cfg.TLS != nil {
+			srv.TLSConfig = &tls.Config{
+				MinVersion:     tls.VersionTLS12,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
+			}
+			err = srv.ServeTLS(v, "", "")
+		} else {
+			err = srv.Serve(v)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			l.log.Error().Err(err).Msg("listener stopped")
+		}
+	}()
+}
+
+// Update applies new settings for the same address without closing the
+// socket. Certificates and the connection limit change in place; other
+// server settings start a new server on the same socket while the old one
+// drains its connections within limits.server.drain_timeout.
+func (l *Listener) Update(cfg Config) error {
+	if cfg.TLS != nil {
+		if err := l.loadCert(cfg.TLS); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.cfg
+	l.cfg = cfg
+	l.sock.setLimit(cfg.Limits.MaxConnections)
+	if sameServer(old, cfg) {
+		return nil
+	}
+	oldSrv, oldView := l.srv, l.view
+	l.startLocked()
+	oldView.Close()
+	drain := old.Limits.DrainTimeout.Std()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		if oldSrv.Shutdown(ctx) != nil {
+			oldSrv.Close()
+		}
+	}()
+	return nil
+}
+
+func sameServer(a, b Config) bool {
+	return a.Name == b.Name && a.H2C == b.H2C && (a.TLS == nil) == (b.TLS == nil) &&
+		a.TrustForwarded == b.TrustForwarded && a.Limits.HeaderTimeout == b.Limits.HeaderTimeout &&
+		a.Limits.IdleTimeout == b.Limits.IdleTimeout && a.Limits.MaxHeaderBytes == b.Limits.MaxHeaderBytes
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes every connection left (upgraded tunnels included).
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.sock.close()
+	l.mu.Lock()
+	srv := l.srv
+	l.mu.Unlock()
+	var err error
+	if srv != nil {
+		err = srv.Shutdown(ctx)
+		if err != nil {
+			srv.Close()
+		}
+	}
+	l.sock.closeAll()
+	<-l.sock.done
+	l.wg.Wait()
+	return err
+}
+
+// errorLogWriter sends net/http's own log lines (TLS handshake errors,
+// panics other than ErrAbortHandler) to the structured log.
+type errorLogWriter struct{ log zerolog.Logger }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.log.Debug().Str("source", "net/http").Msg(msg)
+	return len(p), nil
+}

@@ -1,0 +1,574 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/core/balance"
+	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/passport"
+	"github.com/gatehouse/gatehouse/core/pool"
+)
+
+// bufPool holds the copy buffers of both directions.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// aLongTimeAgo is a deadline in the past, to unblock a pending read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// expectContinueWait bounds the wait for an endpoint's "100 Continue"
+// before the body is sent anyway (as net/http's Transport does).
+const expectContinueWait = time.Second
+
+// Responses of these requests carry no body; the codec needs the method.
+var (
+	headReq  = &http.Request{Method: http.MethodHead}
+	otherReq = &http.Request{Method: http.MethodGet}
+)
+
+// forward sends the request to an endpoint of the route's service and
+// streams the response back.
+func (st *reqState) forward() {
+	req, svc := st.req, st.route.Service
+	upgrade := stripHopByHop(req.Header)
+	if req.ProtoMajor != 1 || req.Body != nil && req.ContentLength != 0 {
+		upgrade = "" // only bodiless HTTP/1.1 requests may switch protocols
+	}
+	setForwarded(req.Header, req)
+	req.Header["X-Request-Id"] = []string{req.ID}
+	if svc.transport != nil {
+		st.forwardTransport(upgrade)
+		return
+	}
+	var exclude *balance.Endpoint
+	fresh := false
+	for attempt := 0; ; attempt++ {
+		ep := svc.Balancer.Pick(exclude)
+		if ep == nil {
+			st.fail(failure.New(failure.NoEndpoint, "service %q has no endpoint available", svc.Name))
+			return
+		}
+		st.rec.Endpoint = ep.Addr
+		st.rec.Attempts++
+		st.m.ToNote(passport.EndpointPicked, ep.Addr)
+		x := exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade}
+		retry := x.run(fresh)
+		if !retry {
+			return
+		}
+		// The endpoint closed a kept-alive connection as we reused it: the
+		// request provably did not reach it. Retry once on a new connection.
+		st.m.ToNote(passport.AttemptFailed, "stale_connection")
+		fresh = true
+	}
+}
+
+// exchange is one attempt over an HTTP/1.1 connection of the pool.
+type exchange struct {
+	st      *reqState
+	ep      *balance.Endpoint
+	pool    *pool.Pool
+	c       *pool.Conn
+	upgrade string
+	resp    *http.Response
+
+	// The upload goroutine's results, read after upDone is closed.
+	upDone     chan struct{}
+	upErr      *failure.Error // a client-side failure (too large, too slow, gone)
+	upComplete bool           // the whole body was written upstream
+	upEnd      time.Duration  // passport offset when the body was sent
+	stopping   atomic.Bool
+	stopCh     chan struct{} // closed by stopUpload
+	noBody     atomic.Bool   // a final response came before "100 Continue"
+	cont       chan struct{} // closed to start an Expect: 100-continue upload
+	contOnce   sync.Once
+}
+
+// run performs the attempt. It returns true when the attempt failed in a
+// way that allows one retry on a fresh connection.
+func (x *exchange) run(fresh bool) (retry bool) {
+	st, req := x.st, x.st.req
+	m := &st.m
+	svc := st.route.Service
+	x.ep.InFlight.Add(1)
+	defer x.ep.InFlight.Add(-1)
+	began := time.Now()
+
+	c, err := x.pool.Acquire(req.Ctx, st.deadline, fresh)
+	if err != nil {
+		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
+		st.fail(failure.As(err))
+		return false
+	}
+	x.c = c
+	if c.Reused {
+		m.ToNote(passport.ConnAcquired, "reused")
+	} else {
+		m.ToNote(passport.ConnAcquired, "new")
+	}
+	// A client that goes away closes the upstream connection at once, which
+	// cancels the request at the endpoint.
+	stop := afterFunc(req.Ctx, func() { c.Conn.Close() })
+	reusable := false
+	defer func() {
+		stop()
+		x.pool.Release(c, reusable && req.Ctx.Err() == nil)
+	}()
+
+	hasBody := req.Body != nil && req.ContentLength != 0
+	expect := hasBody && strings.EqualFold(req.Header.Get("Expect"), "100-continue")
+	if !expect {
+		delete(req.Header, "Expect")
+	}
+	readBefore := c.NRead
+	c.SetWriteDeadline(st.deadline)
+	if err := x.writeHead(hasBody); err != nil {
+		if c.Reused && !hasBody && req.Ctx.Err() == nil {
+			return true
+		}
+		st.fail(x.upstreamErr(err, "writing the request head"))
+		return false
+	}
+	m.To(passport.ReqHeadersSent)
+	if hasBody {
+		if req.ProtoMajor == 1 {
+			st.cs.EnableFullDuplex()
+		}
+		x.upDone = make(chan struct{})
+		x.stopCh = make(chan struct{})
+		st.uploadErr = x.preferUpload
+		defer func() { st.uploadErr = nil }()
+		if expect {
+			x.cont = make(chan struct{})
+		}
+		go x.uploadBody()
+	}
+
+	resp, err := x.readHead(svc.Limits.HeaderTimeout)
+	if err != nil {
+		if hasBody {
+			if e := x.preferUpload(); e != nil {
+				st.fail(e)
+				return false
+			}
+		}
+		if c.Reused && !hasBody && c.NRead == readBefore && req.Ctx.Err() == nil && isReset(err) {
+			return true
+		}
+		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
+		st.fail(x.headErr(err))
+		return false
+	}
+	x.resp = resp
+	svc.Balancer.Done(x.ep, balance.Result{Failed: resp.StatusCode >= 500, LatencyNanos: int64(time.Since(began))})
+	m.To(passport.RespHeadersReceived)
+	if expect {
+		// A final answer before "100 Continue": the body must not follow.
+		x.noBody.Store(true)
+	}
+
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if x.upgrade == "" || !strings.EqualFold(resp.Header.Get("Upgrade"), x.upgrade) {
+			st.fail(failure.New(failure.UpstreamMalformed, "endpoint %s switched protocols unasked", x.ep.Addr))
+			return false
+		}
+		x.tunnel()
+		return false
+	}
+
+	complete := x.respond()
+	if hasBody {
+		select {
+		case <-x.upDone:
+		default:
+			// The response ended while the upload continues: stop it.
+			x.stopUpload()
+		}
+		if x.upEnd > 0 {
+			m.BodySent(x.upEnd)
+		}
+		if x.upErr != nil && !machineEnded(st) {
+			st.fail(x.upErr)
+			return false
+		}
+	}
+	if !complete {
+		return false
+	}
+	reusable = !resp.Close && (!hasBody || x.upComplete)
+	m.To(passport.Done)
+	return false
+}
+
+// writeHead writes the request line and header with HTTP/1.1 framing.
+func (x *exchange) writeHead(hasBody bool) error {
+	st, req := x.st, x.st.req
+	bw := x.c.BW
+	path := req.Path
+	if p := st.route.StripPrefix; p != "" {
+		path = strings.TrimPrefix(path, p)
+		if path == "" || path[0] != '/' {
+			path = "/" + path
+		}
+	}
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(path)
+	if req.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(req.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(req.Host)
+	bw.WriteString("\r\n")
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Content-Length":
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if x.upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(x.upgrade)
+		bw.WriteString("\r\n")
+	}
+	if hasBody {
+		if req.ContentLength > 0 {
+			bw.WriteString("Content-Length: ")
+			var num [20]byte
+			bw.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
+			bw.WriteString("\r\n")
+		} else {
+			bw.WriteString("Transfer-Encoding: chunked\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+	return bw.Flush()
+}
+
+// readHead reads the response head, passing informational responses on:
+// "100 Continue" starts a waiting upload, others (103) go to the client.
+func (x *exchange) readHead(headerTimeout time.Duration) (*http.Response, error) {
+	st := x.st
+	dl := time.Now().Add(headerTimeout)
+	if st.deadline.Before(dl) {
+		dl = st.deadline
+	}
+	x.c.SetReadDeadline(dl)
+	codecReq := otherReq
+	if st.req.Method == http.MethodHead {
+		codecReq = headReq
+	}
+	for {
+		resp, err := http.ReadResponse(x.c.BR, codecReq)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if resp.StatusCode == http.StatusContinue {
+			if x.cont != nil {
+				x.contOnce.Do(func() { close(x.cont) })
+			}
+			continue
+		}
+		h := st.cs.Header()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
+		st.cs.WriteHeader(resp.StatusCode)
+		clear(h)
+	}
+}
+
+// respond sends the response head and streams the body. It reports whether
+// the body was read to its end (the connection may then be reused).
+func (x *exchange) respond() bool {
+	st, resp := x.st, x.resp
+	svc := st.route.Service
+	stripHopByHop(resp.Header)
+	h := st.cs.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = names
+	}
+	h["X-Request-Id"] = []string{st.req.ID}
+	st.cs.WriteHeader(resp.StatusCode)
+	st.responded = true
+	st.rec.Status = resp.StatusCode
+	st.m.To(passport.Responded)
+
+	src := &connBody{c: x.c, body: resp.Body}
+	ok := st.copyResponse(src, resp.ContentLength, svc.Limits, x.ep.Addr)
+	if !ok {
+		return false
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	st.m.To(passport.RespBodySent)
+	return true
+}
+
+// connBody reads a response body with read deadlines on the connection.
+type connBody struct {
+	c    *pool.Conn
+	body io.Reader
+}
+
+func (b *connBody) setDeadline(t time.Time) { b.c.SetReadDeadline(t) }
+func (b *connBody) Read(p []byte) (int, error) {
+	return b.body.Read(p)
+}
+
+// deadlineReader is a body whose next read can be bounded.
+type deadlineReader interface {
+	io.Reader
+	setDeadline(time.Time)
+}
+
+// copyResponse streams the response body to the client under the upstream
+// body rate, the client rate, the size limit and the request deadline.
+func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim UpstreamLimits, addr string) bool {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	flush := contentLength < 0 // streamed responses go out as they come
+	upRule := lim.Body
+	upRule.hard = st.deadline
+	cliRule := st.route.Limits.Client
+	cliRule.hard = st.deadline
+	start := time.Now()
+	lastUp, lastCli := start, start
+	var n int64
+	for {
+		dl, hard := upRule.next(start, lastUp, n)
+		src.setDeadline(dl)
+		nr, er := src.Read(buf)
+		if nr > 0 {
+			if n+int64(nr) > lim.MaxResponseBytes {
+				st.fail(failure.New(failure.UpstreamBodyTooLarge, "service %q endpoint %s: response body over limits.upstream.max_response_bytes = %d",
+					st.route.Service.Name, addr, lim.MaxResponseBytes))
+				return false
+			}
+			now := time.Now()
+			lastUp = now
+			wdl, whard := cliRule.next(start, lastCli, n)
+			st.cs.SetWriteDeadline(wdl)
+			nw, ew := st.cs.Write(buf[:nr])
+			n += int64(nw)
+			st.rec.BytesOut = n
+			if ew == nil && flush {
+				ew = st.cs.Flush()
+			}
+			if ew != nil {
+				st.fail(st.clientWriteErr(ew, whard))
+				return false
+			}
+			lastCli = time.Now()
+		}
+		if er == io.EOF {
+			return true
+		}
+		if er != nil {
+			if st.uploadErr != nil {
+				if e := st.uploadErr(); e != nil {
+					st.fail(e)
+					return false
+				}
+			}
+			switch {
+			case st.req.Ctx.Err() != nil:
+				st.fail(failure.Wrap(failure.ClientGone, er, "client went away during the response body"))
+			case isTimeout(er) && hard:
+				st.fail(failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded during the response body", st.route.Name, st.route.Limits.Deadline))
+			case isTimeout(er):
+				st.fail(failure.New(failure.UpstreamTooSlow, "service %q endpoint %s: response body slower than limits.upstream.body_min_rate = %d B/s", st.route.Service.Name, addr, lim.Body.rate))
+			default:
+				st.fail(failure.Wrap(failure.UpstreamReset, er, "service %q endpoint %s: response body cut", st.route.Service.Name, addr))
+			}
+			return false
+		}
+	}
+}
+
+func (st *reqState) clientWriteErr(err error, hard bool) *failure.Error {
+	switch {
+	case isTimeout(err) && hard:
+		return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded writing to the client", st.route.Name, st.route.Limits.Deadline)
+	case isTimeout(err):
+		return failure.New(failure.ClientTooSlow, "client reads slower than limits.request.client_min_rate = %d B/s", st.route.Limits.Client.rate)
+	}
+	return failure.Wrap(failure.ClientGone, err, "client went away during the response")
+}
+
+// uploadBody streams the request body to the endpoint, concurrently with
+// the response being read.
+func (x *exchange) uploadBody() {
+	defer close(x.upDone)
+	st, req := x.st, x.st.req
+	if x.cont != nil {
+		t := time.NewTimer(expectContinueWait)
+		select {
+		case <-x.cont:
+		case <-t.C:
+		case <-x.stopCh:
+		}
+		t.Stop()
+		if x.stopping.Load() || x.noBody.Load() {
+			return
+		}
+	}
+	rule := st.route.Limits.Body
+	rule.hard = st.deadline
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	chunked := req.ContentLength < 0
+	bw := x.c.BW
+	start := time.Now()
+	last := start
+	var n int64
+	x.c.SetWriteDeadline(st.deadline)
+	for {
+		dl, hard := rule.next(start, last, n)
+		st.cs.SetReadDeadline(dl)
+		nr, er := req.Body.Read(buf)
+		if nr > 0 {
+			n += int64(nr)
+			st.rec.BytesIn = n
+			if n > st.route.Limits.MaxBodyBytes {
+				x.upErr = failure.New(failure.BodyTooLarge, "route %q: request body over limits.request.max_body_bytes = %d", st.route.Name, st.route.Limits.MaxBodyBytes)
+				x.c.Conn.Close()
+				return
+			}
+			last = time.Now()
+			if chunked {
+				var hdr [18]byte
+				b := strconv.AppendInt(hdr[:0], int64(nr), 16)
+				bw.Write(append(b, '\r', '\n'))
+			}
+			bw.Write(buf[:nr])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+			if err := bw.Flush(); err != nil {
+				return // the endpoint stopped reading; its response (or error) tells why
+			}
+		}
+		if er == io.EOF {
+			st.cs.SetReadDeadline(time.Time{})
+			if chunked {
+				bw.WriteString("0\r\n\r\n")
+				if bw.Flush() != nil {
+					return
+				}
+			}
+			x.upComplete = true
+			x.upEnd = st.m.P.Now()
+			return
+		}
+		if er != nil {
+			if x.stopping.Load() {
+				return
+			}
+			switch {
+			case isTimeout(er) && hard:
+				x.upErr = failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded reading the request body", st.route.Name, st.route.Limits.Deadline)
+			case isTimeout(er):
+				x.upErr = failure.New(failure.BodyTooSlow, "route %q: request body slower than limits.request.body_min_rate = %d B/s (grace %s)", st.route.Name, rule.rate, rule.grace)
+			default:
+				x.upErr = failure.Wrap(failure.ClientGone, er, "client went away during the request body")
+			}
+			x.c.Conn.Close()
+			return
+		}
+	}
+}
+
+// stopUpload ends the upload goroutine and waits for it. Idempotent.
+func (x *exchange) stopUpload() {
+	if x.stopping.Swap(true) {
+		<-x.upDone
+		return
+	}
+	close(x.stopCh)
+	x.st.cs.SetReadDeadline(aLongTimeAgo)
+	x.c.SetWriteDeadline(aLongTimeAgo)
+	<-x.upDone
+}
+
+// preferUpload stops the upload and returns its client-side failure, if
+// any: when the upload closed the upstream connection (body too large, too
+// slow, client gone), that, not the cut response, is why the request failed.
+func (x *exchange) preferUpload() *failure.Error {
+	x.stopUpload()
+	return x.upErr
+}
+
+// headErr classifies a failure to read the response head.
+func (x *exchange) headErr(err error) *failure.Error {
+	st := x.st
+	svc := st.route.Service
+	switch {
+	case st.req.Ctx.Err() != nil:
+		return failure.Wrap(failure.ClientGone, err, "client went away waiting for %s", x.ep.Addr)
+	case isTimeout(err):
+		if time.Until(st.deadline) <= 0 {
+			return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded waiting for service %q endpoint %s",
+				st.route.Name, st.route.Limits.Deadline, svc.Name, x.ep.Addr)
+		}
+		return failure.New(failure.UpstreamHeaderTimeout, "service %q endpoint %s: upstream response header timeout (limits.upstream.header_timeout = %s) exceeded",
+			svc.Name, x.ep.Addr, svc.Limits.HeaderTimeout)
+	case isReset(err):
+		return failure.Wrap(failure.UpstreamReset, err, "service %q endpoint %s closed the connection before responding", svc.Name, x.ep.Addr)
+	}
+	return failure.Wrap(failure.UpstreamMalformed, err, "service %q endpoint %s sent a malformed response head", svc.Name, x.ep.Addr)
+}
+
+func (x *exchange) upstreamErr(err error, doing string) *failure.Error {
+	st := x.st
+	if st.req.Ctx.Err() != nil {
+		return failure.Wrap(failure.ClientGone, err, "client went away")
+	}
+	if isTimeout(err) {
+		return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded %s", st.route.Name, st.route.Limits.Deadline, doing)
+	}
+	return failure.Wrap(failure.UpstreamReset, err, "service %q endpoint %s: %s", st.route.Service.Name, x.ep.Addr, doing)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+func machineEnded(st *reqState) bool {
+	s := st.m.State()
+	return s == passport.Failed || s == passport.Done
+}

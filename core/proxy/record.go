@@ -1,0 +1,43 @@
+package proxy
+
+import (
+	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/passport"
+)
+
+// Record is a finished request as observers see it. It and its passport are
+// reused after the observers return: an observer that keeps anything must
+// copy it (Passport.String, Passport.Stamps).
+type Record struct {
+	ID       string
+	Listener string
+	Method   string
+	Host     string
+	Path     string
+	Proto    int
+	ClientIP string
+	Route    string
+	Service  string
+	Endpoint string
+	// Status is the status sent (or, for client_gone, 499).
+	Status  int
+	Outcome failure.Kind
+	// Err explains a failure: which limit, which knob, which endpoint.
+	Err      string
+	BytesIn  int64 // request body bytes read from the client
+	BytesOut int64 // response body bytes written to the client
+	Attempts int
+	Passport *passport.Passport
+}
+
+// Observer receives finished requests. Observe runs on the request's
+// goroutine after the response is complete: it must not block.
+type Observer interface {
+	Observe(r *Record)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(*Record)
+
+// Observe calls f(r).
+func (f ObserverFunc) Observe(r *Record) { f(r) }

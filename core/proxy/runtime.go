@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/core/balance"
+	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/passport"
+	"github.com/gatehouse/gatehouse/core/pool"
+	"github.com/gatehouse/gatehouse/core/route"
+)
+
+// Shared is what outlives configuration versions: the global in-flight
+// count, the observers, the clock and the pools (kept across reloads so
+// keep-alive connections survive them).
+type Shared struct {
+	// Clock stamps passports. Default: the system clock.
+	Clock passport.Clock
+	// Observers receive every finished request, in order, synchronously:
+	// they must be fast and must not block (see Record).
+	Observers []Observer
+
+	inflight  atomic.Int64
+	passports passport.Pool
+
+	mu    sync.Mutex
+	pools map[poolKey]*pool.Pool
+}
+
+// InFlight returns the number of requests being served.
+func (s *Shared) InFlight() int64 { return s.inflight.Load() }
+
+type poolKey struct {
+	service, addr string
+	tls           bool
+	opts          pool.Options
+}
+
+// Runtime is one immutable configuration version. Requests load the current
+// Runtime once and finish on it.
+type Runtime struct {
+	shared      *Shared
+	routes      *route.Table[*Route]
+	services    map[string]*Service
+	maxRequests int64
+	pools       map[poolKey]*pool.Pool
+}
+
+// Route is a compiled route.
+type Route struct {
+	Name        string
+	Service     *Service
+	StripPrefix string
+	Limits      RequestLimits
+}
+
+// RequestLimits are a route's request bounds, in Go units.
+type RequestLimits struct {
+	Deadline           time.Duration
+	MaxBodyBytes       int64
+	Body               rateRule // client upload (hard is set per request)
+	Client             rateRule // client download
+	UpgradeIdleTimeout time.Duration
+}
+
+// Service is a compiled service.
+type Service struct {
+	Name      string
+	Endpoints []*balance.Endpoint
+	Balancer  balance.Balancer
+	Limits    UpstreamLimits
+	// pools by endpoint address (http1); transport for h2c/h2.
+	pools     map[string]*pool.Pool
+	transport *http.Transport
+}
+
+// UpstreamLimits are a service's upstream bounds, in Go units.
+type UpstreamLimits struct {
+	ConnectTimeout   time.Duration
+	HeaderTimeout    time.Duration
+	MaxResponseBytes int64
+	Body             rateRule
+}
+
+// Build compiles cfg into a Runtime. Pools of endpoints whose settings did
+// not change are taken over from the previous runtimes (through shared).
+func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
+	if shared.Clock == nil {
+		shared.Clock = passport.SystemClock
+	}
+	rt := &Runtime{
+		shared:      shared,
+		services:    make(map[string]*Service, len(cfg.Services)),
+		maxRequests: int64(cfg.Limits.Server.MaxRequests),
+		pools:       map[poolKey]*pool.Pool{},
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.pools == nil {
+		shared.pools = map[poolKey]*pool.Pool{}
+	}
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		up := sc.Limits.Upstream
+		svc := &Service{
+			Name: sc.Name,
+			Limits: UpstreamLimits{
+				ConnectTimeout:   up.ConnectTimeout.Std(),
+				HeaderTimeout:    up.HeaderTimeout.Std(),
+				MaxResponseBytes: int64(up.MaxResponseBytes),
+				Body:             rateRule{rate: int64(up.BodyMinRate), grace: up.BodyRateGrace.Std()},
+			},
+			pools: map[string]*pool.Pool{},
+		}
+		for _, addr := range sc.Endpoints {
+			svc.Endpoints = append(svc.Endpoints, &balance.Endpoint{Addr: addr})
+		}
+		b, err := balance.New(sc.Balancer, svc.Endpoints)
+		if err != nil {
+			if ce := cfg.ErrorAt(fmt.Sprintf("services[%d].balancer", i), err.Error()); ce != nil {
+				return nil, config.Errors{ce}
+			}
+			return nil, err
+		}
+		svc.Balancer = b
+		var tlsConf *tls.Config
+		if sc.TLS || sc.Protocol == "h2" {
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		switch sc.Protocol {
+		case "h2c", "h2":
+			svc.transport = newTransport(sc, tlsConf)
+		default:
+			opts := pool.Options{
+				ConnectTimeout: up.ConnectTimeout.Std(),
+				MaxConns:       up.MaxConnsPerEndpoint,
+				MaxIdle:        up.MaxIdlePerEndpoint,
+				IdleTimeout:    up.IdleTimeout.Std(),
+				TLS:            tlsConf,
+				Service:        sc.Name,
+			}
+			for _, addr := range sc.Endpoints {
+				k := poolKey{service: sc.Name, addr: addr, tls: sc.TLS, opts: opts}
+				k.opts.TLS = nil
+				p := shared.pools[k]
+				if p == nil {
+					p = pool.New(addr, opts)
+					shared.pools[k] = p
+				}
+				svc.pools[addr] = p
+				rt.pools[k] = p
+			}
+		}
+		rt.services[sc.Name] = svc
+	}
+	specs := make([]route.Spec[*Route], 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		rl := rc.Limits.Request
+		r := &Route{
+			Name:    rc.Name,
+			Service: rt.services[rc.Service],
+			Limits: RequestLimits{
+				Deadline:           rl.Deadline.Std(),
+				MaxBodyBytes:       int64(rl.MaxBodyBytes),
+				Body:               rateRule{rate: int64(rl.BodyMinRate), grace: rl.BodyRateGrace.Std()},
+				Client:             rateRule{rate: int64(rl.ClientMinRate), grace: rl.BodyRateGrace.Std()},
+				UpgradeIdleTimeout: rl.UpgradeIdleTimeout.Std(),
+			},
+		}
+		if r.Service == nil {
+			return nil, fmt.Errorf("route %q: unknown service %q", rc.Name, rc.Service)
+		}
+		if rc.StripPrefix && rc.Match.PathPrefix != "/" {
+			r.StripPrefix = rc.Match.PathPrefix
+		}
+		specs = append(specs, route.Spec[*Route]{Name: rc.Name, Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix,
+			Methods: rc.Match.Methods, Target: r})
+	}
+	rt.routes = route.NewTable(specs)
+	return rt, nil
+}
+
+// Activate makes rt the live runtime for pool bookkeeping: pools that no
+// runtime uses any more are closed (connections in use close when released).
+func (rt *Runtime) Activate() {
+	s := rt.shared
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.pools {
+		if _, ok := rt.pools[k]; !ok {
+			p.Close()
+			delete(s.pools, k)
+		}
+	}
+}
+
+// CloseIdle closes idle upstream connections past their idle timeout (all
+// of them with all set). The gateway calls it periodically and at shutdown.
+func (rt *Runtime) CloseIdle(all bool) {
+	for _, p := range rt.pools {
+		p.CloseIdle(all)
+	}
+	for _, s := range rt.services {
+		if s.transport != nil && all {
+			s.transport.CloseIdleConnections()
+		}
+	}
+}
+
+// Services returns the compiled services by name (read-only).
+func (rt *Runtime) Services() map[string]*Service { return rt.services }
+
+func newTransport(sc *config.Service, tlsConf *tls.Config) *http.Transport {
+	up := sc.Limits.Upstream
+	d := &net.Dialer{Timeout: up.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext:           d.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   up.ConnectTimeout.Std(),
+		MaxConnsPerHost:       up.MaxConnsPerEndpoint,
+		MaxIdleConnsPerHost:   up.MaxIdlePerEndpoint,
+		IdleConnTimeout:       up.IdleTimeout.Std(),
+		ResponseHeaderTimeout: up.HeaderTimeout.Std(),
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+	}
+	var p http.Protocols
+	if sc.Protocol == "h2c" {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP2(true)
+	}
+	t.Protocols = &p
+	return t
+}

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/machine"
+	"github.com/gatehouse/gatehouse/core/passport"
+)
+
+// reqState is the per-request working set, pooled.
+type reqState struct {
+	m        machine.Machine
+	rec      Record
+	rt       *Runtime
+	req      *Request
+	cs       ClientSide
+	route    *Route
+	deadline time.Time
+	// responded is true once the response head went to the client: from then
+	// on a failure can only cut the response short.
+	responded bool
+	err       *failure.Error
+	// uploadErr, while a body upload runs, stops it and returns its
+	// client-side failure (see exchange.preferUpload).
+	uploadErr func() *failure.Error
+}
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+// Serve runs one request to its end. It returns abort=true when the response
+// was cut short after its head was sent; the adapter must then abort the
+// client stream (so the client sees a truncated response, not a short one).
+func (rt *Runtime) Serve(cs ClientSide, req *Request) (abort bool) {
+	st := statePool.Get().(*reqState)
+	st.rt, st.req, st.cs = rt, req, cs
+	st.m.Start(rt.shared.passports.Get(rt.shared.Clock, req.Start))
+	st.m.To(passport.HeadersRead)
+
+	st.serve()
+
+	abort = st.responded && st.m.Outcome != failure.Success
+	st.finish()
+	rt.shared.passports.Put(st.m.P)
+	*st = reqState{}
+	statePool.Put(st)
+	return abort
+}
+
+func (st *reqState) serve() {
+	rt, req := st.rt, st.req
+	sh := rt.shared
+	if sh.inflight.Add(1) > rt.maxRequests {
+		sh.inflight.Add(-1)
+		st.fail(failure.New(failure.Overloaded, "%d requests in flight (limits.server.max_requests = %d)", rt.maxRequests, rt.maxRequests))
+		return
+	}
+	defer sh.inflight.Add(-1)
+
+	if req.Smuggled {
+		st.fail(failure.New(failure.Malformed, "request has both Content-Length and Transfer-Encoding"))
+		return
+	}
+	if req.Method == http.MethodConnect {
+		st.fail(&failure.Error{Kind: failure.Malformed, Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"})
+		return
+	}
+	rule := rt.routes.Match(req.Method, req.Host, req.Path)
+	if rule == nil {
+		st.fail(failure.New(failure.NoRoute, "no route for %s %s%s", req.Method, req.Host, req.Path))
+		return
+	}
+	r := rule.Target
+	st.route = r
+	st.rec.Route, st.rec.Service = r.Name, r.Service.Name
+	st.deadline = req.Start.Add(r.Limits.Deadline)
+	if req.ContentLength > r.Limits.MaxBodyBytes {
+		st.fail(failure.New(failure.BodyTooLarge, "route %q: Content-Length %d over limits.request.max_body_bytes = %d",
+			r.Name, req.ContentLength, r.Limits.MaxBodyBytes))
+		return
+	}
+	st.m.To(passport.Validated)
+	st.m.To(passport.Shaped)
+	st.m.To(passport.Admitted)
+	st.m.To(passport.Routed)
+	st.forward()
+}
+
+// fail ends the request with err: an error response when nothing was sent
+// yet, otherwise the response is cut (see Serve).
+func (st *reqState) fail(err *failure.Error) {
+	if st.m.Bug() != nil {
+		err = failure.Wrap(failure.Internal, st.m.Bug(), "")
+	}
+	st.err = err
+	st.m.Fail(err.Kind)
+	if st.responded || err.Kind == failure.ClientGone {
+		return
+	}
+	status := err.HTTPStatus()
+	h := st.cs.Header()
+	clear(h)
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["X-Request-Id"] = []string{st.req.ID}
+	if failure.SourceOf(err.Kind) == failure.SourceClient && st.req.ProtoMajor == 1 {
+		// The client misbehaved mid-message: do not read another request from it.
+		h["Connection"] = []string{"close"}
+	}
+	body := strconv.Itoa(status) + " " + http.StatusText(status) + "\noutcome: " + err.Kind.String() + "\nrequest-id: " + st.req.ID + "\n"
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	st.cs.WriteHeader(status)
+	st.cs.Write([]byte(body))
+	st.rec.Status = status
+}
+
+// finish completes the record and hands it to the observers.
+func (st *reqState) finish() {
+	rec := &st.rec
+	req := st.req
+	rec.ID, rec.Listener, rec.Method, rec.Host, rec.Path, rec.Proto = req.ID, req.Listener, req.Method, req.Host, req.Path, req.ProtoMajor
+	rec.ClientIP = clientIP(req.RemoteAddr)
+	rec.Outcome = st.m.Outcome
+	if st.m.State() != passport.Done && st.m.State() != passport.Failed {
+		// A path that forgot to end the machine is a bug; never lose the request.
+		st.m.Fail(failure.Internal)
+		rec.Outcome = failure.Internal
+	}
+	if rec.Outcome == failure.ClientGone && !st.responded {
+		rec.Status = failure.StatusClientClosed
+	}
+	if st.err != nil {
+		rec.Err = st.err.Error()
+	}
+	rec.Passport = st.m.P
+	for _, o := range st.rt.shared.Observers {
+		o.Observe(rec)
+	}
+}
+
+func clientIP(addr string) string {
+	if ip, _, err := net.SplitHostPort(addr); err == nil {
+		return ip
+	}
+	return addr
+}
+
+// Abandoned records a connection that ended before a request reached the
+// engine (header timeout, malformed head, head too large, client gone): a
+// passport ACCEPTED → FAILED(kind) through the usual observers.
+func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.Kind, msg string) {
+	if sh.Clock == nil {
+		sh.Clock = passport.SystemClock
+	}
+	var m machine.Machine
+	m.Start(sh.passports.Get(sh.Clock, start))
+	m.Fail(k)
+	rec := &Record{Listener: listener, ClientIP: clientIP(remote), Status: failure.Status(k), Outcome: k, Err: msg, Passport: m.P}
+	for _, o := range sh.Observers {
+		o.Observe(rec)
+	}
+	sh.passports.Put(m.P)
+}

@@ -1,0 +1,321 @@
+// Package gatehouse is the gateway as a library: New builds a Gateway from a
+// Config, Serve runs it, Reload applies a new configuration without dropping
+// requests, Shutdown drains it. This file is wiring only; the behaviour lives
+// in core/.
+package gatehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gatehouse/gatehouse/core/accesslog"
+	"github.com/gatehouse/gatehouse/core/admin"
+	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/inbound"
+	"github.com/gatehouse/gatehouse/core/metrics"
+	"github.com/gatehouse/gatehouse/core/proxy"
+)
+
+// Config is the gateway configuration; see package core/config and
+// docs/config.md. config.Default() returns one with every bound set.
+type Config = config.Config
+
+// Version is the gateway's version, set at build time with -ldflags.
+var Version = "dev"
+
+// Gateway is a running gateway.
+type Gateway struct {
+	log     zerolog.Logger
+	access  zerolog.Logger
+	shared  *proxy.Shared
+	metrics *metrics.Metrics
+	rt      atomic.Pointer[proxy.Runtime]
+	source  func() (*Config, error)
+
+	accessOn atomic.Bool
+	draining atomic.Bool
+	serving  atomic.Bool
+
+	mu        sync.Mutex
+	cfg       *Config
+	listeners map[string]*inbound.Listener // by address
+	admin     *admin.Server
+	stop      chan struct{}
+	stopOnce  sync.Once
+	bg        sync.WaitGroup
+}
+
+// Option adjusts a Gateway at construction.
+type Option func(*Gateway)
+
+// WithLogger sets the process logger (default: from cfg.Logging, to stderr).
+func WithLogger(lg zerolog.Logger) Option { return func(g *Gateway) { g.log = lg } }
+
+// WithAccessLog sets where access log lines go (default: stdout, in cfg.Logging's format).
+func WithAccessLog(lg zerolog.Logger) Option { return func(g *Gateway) { g.access = lg } }
+
+// WithSource sets how /admin/reload re-reads the configuration (for example
+// from the file the gateway was started with). Without it, admin reload is refused.
+func WithSource(f func() (*Config, error)) Option { return func(g *Gateway) { g.source = f } }
+
+// WithObserver adds an observer of finished requests (after metrics and the access log).
+func WithObserver(o proxy.Observer) Option {
+	return func(g *Gateway) { g.shared.Observers = append(g.shared.Observers, o) }
+}
+
+// NewLogger builds a logger for the logging settings, writing to w.
+func NewLogger(l config.Logging, w io.Writer) zerolog.Logger {
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	if l.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	lvl, err := zerolog.ParseLevel(l.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// New validates cfg, binds the listeners and the admin listener, and
+// returns a Gateway ready to Serve.
+func New(cfg Config, opts ...Option) (*Gateway, error) {
+	c := cfg.Clone()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: c, shared: &proxy.Shared{}, listeners: map[string]*inbound.Listener{}, stop: make(chan struct{})}
+	g.log = NewLogger(c.Logging, os.Stderr)
+	g.access = NewLogger(c.Logging, os.Stdout)
+	g.metrics = metrics.New(func() float64 { return float64(g.shared.InFlight()) })
+	al := accesslog.New(g.access)
+	g.shared.Observers = []proxy.Observer{g.metrics, proxy.ObserverFunc(func(r *proxy.Record) {
+		if g.accessOn.Load() {
+			al.Observe(r)
+		}
+	})}
+	for _, o := range opts {
+		o(g)
+	}
+	g.accessOn.Store(c.Logging.AccessLog)
+	rt, err := proxy.Build(c, g.shared)
+	if err != nil {
+		return nil, err
+	}
+	g.rt.Store(rt)
+	rt.Activate()
+	for _, lc := range c.Listeners {
+		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
+		if err != nil {
+			g.closeListeners()
+			return nil, err
+		}
+		g.listeners[lc.Address] = l
+	}
+	a, err := admin.Listen(c.Admin.Address, c.Admin.Token, admin.Deps{
+		Metrics: g.metrics,
+		Ready:   func() bool { return g.serving.Load() && !g.draining.Load() },
+		Config:  func() any { g.mu.Lock(); defer g.mu.Unlock(); return g.cfg.Redacted() },
+		Reload:  g.reloadFromSource,
+		Log:     g.log,
+	})
+	if err != nil {
+		g.closeListeners()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	g.admin = a
+	return g, nil
+}
+
+func (g *Gateway) current() *proxy.Runtime { return g.rt.Load() }
+
+func (g *Gateway) closeListeners() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, l := range g.listeners {
+		l.Shutdown(ctx)
+	}
+}
+
+// Addr returns the bound address of the listener with the given name.
+func (g *Gateway) Addr(name string) net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.listeners {
+		if l.Config().Name == name {
+			return l.Addr()
+		}
+	}
+	return nil
+}
+
+// AdminAddr returns the admin listener's bound address.
+func (g *Gateway) AdminAddr() net.Addr { return g.admin.Addr() }
+
+// Metrics returns the gateway's metrics (for embedding programs).
+func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
+
+// Serve serves until ctx ends or Shutdown is called; when ctx ends it
+// drains within limits.server.drain_timeout.
+func (g *Gateway) Serve(ctx context.Context) error {
+	g.mu.Lock()
+	for _, l := range g.listeners {
+		l.Start()
+	}
+	g.mu.Unlock()
+	adminErr := make(chan error, 1)
+	go func() { adminErr <- g.admin.Serve() }()
+	g.bg.Add(1)
+	go g.janitor()
+	g.serving.Store(true)
+	g.log.Info().Str("version", Version).Str("admin", g.admin.Addr().String()).Msg("gatehouse serving")
+	select {
+	case <-ctx.Done():
+		g.mu.Lock()
+		drain := g.cfg.Limits.Server.DrainTimeout.Std()
+		g.mu.Unlock()
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		return g.Shutdown(sctx)
+	case <-g.stop:
+		return nil
+	case err := <-adminErr:
+		if err != nil {
+			g.log.Error().Err(err).Msg("admin listener failed")
+		}
+		<-g.stop
+		return err
+	}
+}
+
+// janitor closes upstream connections idle past their timeout.
+func (g *Gateway) janitor() {
+	defer g.bg.Done()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			g.current().CloseIdle(false)
+		case <-g.stop:
+			return
+		}
+	}
+}
+
+// Reload validates cfg and applies it: routes, services and limits switch
+// atomically for new requests (requests in flight finish on the version they
+// began with); listeners whose address is unchanged keep their sockets.
+// An invalid cfg is refused with every error and the running version stays.
+func (g *Gateway) Reload(cfg Config) error {
+	c := cfg.Clone()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining.Load() {
+		return errors.New("gateway is shutting down")
+	}
+	rt, err := proxy.Build(c, g.shared)
+	if err != nil {
+		return err
+	}
+	// Listeners: bind new addresses first, so a failure leaves everything as it was.
+	want := map[string]config.Listener{}
+	added := map[string]*inbound.Listener{}
+	for _, lc := range c.Listeners {
+		want[lc.Address] = lc
+		if _, ok := g.listeners[lc.Address]; ok {
+			continue
+		}
+		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
+		if err != nil {
+			for _, a := range added {
+				a.Shutdown(context.Background())
+			}
+			return err
+		}
+		added[lc.Address] = l
+	}
+	if c.Admin != g.cfg.Admin {
+		g.log.Warn().Msg("admin listener settings change on restart only; keeping the running admin listener")
+	}
+	g.rt.Store(rt)
+	rt.Activate()
+	for addr, l := range g.listeners {
+		lc, keep := want[addr]
+		if !keep {
+			delete(g.listeners, addr)
+			drain := g.cfg.Limits.Server.DrainTimeout.Std()
+			g.bg.Add(1)
+			go func() {
+				defer g.bg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), drain)
+				defer cancel()
+				l.Shutdown(ctx)
+			}()
+			continue
+		}
+		if err := l.Update(inbound.Config{Listener: lc, Limits: c.Limits.Server}); err != nil {
+			g.log.Error().Err(err).Str("listener", lc.Name).Msg("listener keeps its previous settings")
+		}
+	}
+	for addr, l := range added {
+		g.listeners[addr] = l
+		if g.serving.Load() {
+			l.Start()
+		}
+	}
+	g.cfg = c
+	g.accessOn.Store(c.Logging.AccessLog)
+	if lvl, err := zerolog.ParseLevel(c.Logging.Level); err == nil {
+		g.log = g.log.Level(lvl)
+	}
+	g.log.Info().Int("routes", len(c.Routes)).Int("services", len(c.Services)).Msg("configuration applied")
+	return nil
+}
+
+func (g *Gateway) reloadFromSource() error {
+	if g.source == nil {
+		return errors.New("this gateway has no configuration source to reload from")
+	}
+	cfg, err := g.source()
+	if err != nil {
+		return err
+	}
+	return g.Reload(*cfg)
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes what is left. It is safe to call more than once.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	g.mu.Lock()
+	ls := make([]*inbound.Listener, 0, len(g.listeners))
+	for _, l := range g.listeners {
+		ls = append(ls, l)
+	}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = l.Shutdown(ctx) }()
+	}
+	wg.Wait()
+	g.admin.Shutdown(ctx)
+	g.stopOnce.Do(func() { close(g.stop) })
+	g.bg.Wait()
+	g.current().CloseIdle(true)
+	g.serving.Store(false)
+	return errors.Join(errs...)
+}
