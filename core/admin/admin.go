@@ -66,9 +66,9 @@ func Listen(addr, token string, d Deps) (*Server, error) {
 		route, outcome := r.URL.Query().Get("route"), r.URL.Query().Get("outcome")
 		type item struct {
 			ID, Route, Service, Endpoint, Method, Path, Outcome, Error, Passport string
-			Status                                                              int
-			Start                                                               time.Time
-			TotalMs, OverheadMs                                                 float64
+			Status                                                               int
+			Start                                                                time.Time
+			TotalMs, OverheadMs                                                  float64
 		}
 		var out []item
 		for _, e := range d.Metrics.Recent.Snapshot() {
