@@ -35,6 +35,7 @@ var Version = "dev"
 // Gateway is a running gateway.
 type Gateway struct {
 	log     zerolog.Logger
+	level   *levelWriter // nil when the logger came from WithLogger
 	access  zerolog.Logger
 	shared  *proxy.Shared
 	metrics *metrics.Metrics
@@ -58,7 +59,7 @@ type Gateway struct {
 type Option func(*Gateway)
 
 // WithLogger sets the process logger (default: from cfg.Logging, to stderr).
-func WithLogger(lg zerolog.Logger) Option { return func(g *Gateway) { g.log = lg } }
+func WithLogger(lg zerolog.Logger) Option { return func(g *Gateway) { g.log, g.level = lg, nil } }
 
 // WithAccessLog sets where access log lines go (default: stdout, in cfg.Logging's format).
 func WithAccessLog(lg zerolog.Logger) Option { return func(g *Gateway) { g.access = lg } }
@@ -74,15 +75,42 @@ func WithObserver(o proxy.Observer) Option {
 
 // NewLogger builds a logger for the logging settings, writing to w.
 func NewLogger(l config.Logging, w io.Writer) zerolog.Logger {
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	if l.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	lg, _ := newLevelledLogger(l, w)
+	return lg
+}
+
+func init() { zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" }
+
+// levelWriter drops events below a level that a reload may change.
+type levelWriter struct {
+	w   io.Writer
+	min atomic.Int32
+}
+
+func (lw *levelWriter) Write(p []byte) (int, error) { return lw.w.Write(p) }
+
+func (lw *levelWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if int32(l) < lw.min.Load() {
+		return len(p), nil
 	}
-	lvl, err := zerolog.ParseLevel(l.Level)
+	return lw.w.Write(p)
+}
+
+func (lw *levelWriter) set(level string) {
+	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	lw.min.Store(int32(lvl))
+}
+
+func newLevelledLogger(l config.Logging, w io.Writer) (zerolog.Logger, *levelWriter) {
+	if l.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	lw := &levelWriter{w: w}
+	lw.set(l.Level)
+	return zerolog.New(lw).With().Timestamp().Logger(), lw
 }
 
 // New validates cfg, binds the listeners and the admin listener, and
@@ -93,7 +121,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: c, shared: &proxy.Shared{}, listeners: map[string]*inbound.Listener{}, stop: make(chan struct{})}
-	g.log = NewLogger(c.Logging, os.Stderr)
+	g.log, g.level = newLevelledLogger(c.Logging, os.Stderr)
 	g.access = NewLogger(c.Logging, os.Stdout)
 	g.metrics = metrics.New(func() float64 { return float64(g.shared.InFlight()) })
 	al := accesslog.New(g.access)
@@ -167,15 +195,19 @@ func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
 // drains within limits.server.drain_timeout.
 func (g *Gateway) Serve(ctx context.Context) error {
 	g.mu.Lock()
+	if g.draining.Load() {
+		g.mu.Unlock()
+		return errors.New("gateway is shut down")
+	}
 	for _, l := range g.listeners {
 		l.Start()
 	}
+	g.bg.Add(1) // under mu, so that Shutdown's Wait comes after it
+	g.serving.Store(true)
 	g.mu.Unlock()
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- g.admin.Serve() }()
-	g.bg.Add(1)
 	go g.janitor()
-	g.serving.Store(true)
 	g.log.Info().Str("version", Version).Str("admin", g.admin.Addr().String()).Msg("gatehouse serving")
 	select {
 	case <-ctx.Done():
@@ -230,11 +262,15 @@ func (g *Gateway) Reload(cfg Config) error {
 		return err
 	}
 	// Listeners: bind new addresses first, so a failure leaves everything as it was.
-	want := map[string]config.Listener{}
+	// A listener is the same when its address is, or when the new address
+	// is what a port-0 listener is bound to.
+	kept := map[string]*inbound.Listener{}
+	keptCfg := map[*inbound.Listener]config.Listener{}
 	added := map[string]*inbound.Listener{}
 	for _, lc := range c.Listeners {
-		want[lc.Address] = lc
-		if _, ok := g.listeners[lc.Address]; ok {
+		if l := g.findListener(lc.Address); l != nil {
+			kept[lc.Address] = l
+			keptCfg[l] = lc
 			continue
 		}
 		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
@@ -252,7 +288,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	g.rt.Store(rt)
 	rt.Activate()
 	for addr, l := range g.listeners {
-		lc, keep := want[addr]
+		lc, keep := keptCfg[l]
 		if !keep {
 			delete(g.listeners, addr)
 			drain := g.cfg.Limits.Server.DrainTimeout.Std()
@@ -269,6 +305,14 @@ func (g *Gateway) Reload(cfg Config) error {
 			g.log.Error().Err(err).Str("listener", lc.Name).Msg("listener keeps its previous settings")
 		}
 	}
+	for addr, l := range kept {
+		for old, x := range g.listeners {
+			if x == l && old != addr {
+				delete(g.listeners, old)
+			}
+		}
+		g.listeners[addr] = l
+	}
 	for addr, l := range added {
 		g.listeners[addr] = l
 		if g.serving.Load() {
@@ -277,10 +321,23 @@ func (g *Gateway) Reload(cfg Config) error {
 	}
 	g.cfg = c
 	g.accessOn.Store(c.Logging.AccessLog)
-	if lvl, err := zerolog.ParseLevel(c.Logging.Level); err == nil {
-		g.log = g.log.Level(lvl)
+	if g.level != nil {
+		g.level.set(c.Logging.Level)
 	}
 	g.log.Info().Int("routes", len(c.Routes)).Int("services", len(c.Services)).Msg("configuration applied")
+	return nil
+}
+
+// findListener returns the listener configured with, or bound to, addr. g.mu is held.
+func (g *Gateway) findListener(addr string) *inbound.Listener {
+	if l := g.listeners[addr]; l != nil {
+		return l
+	}
+	for _, l := range g.listeners {
+		if l.Addr().String() == addr {
+			return l
+		}
+	}
 	return nil
 }
 
@@ -298,8 +355,8 @@ func (g *Gateway) reloadFromSource() error {
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // then closes what is left. It is safe to call more than once.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.draining.Store(true)
 	g.mu.Lock()
+	g.draining.Store(true)
 	ls := make([]*inbound.Listener, 0, len(g.listeners))
 	for _, l := range g.listeners {
 		ls = append(ls, l)

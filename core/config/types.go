@@ -22,6 +22,9 @@ type Config struct {
 
 	// Source is the file the configuration was read from ("" when built in Go).
 	Source string `yaml:"-"`
+
+	// pos maps key paths to their place in Source (see Pos); nil when built in Go.
+	pos map[string]position
 }
 
 // Listener is one public socket.
@@ -133,7 +136,8 @@ type UpstreamLimits struct {
 	// MaxConnsPerEndpoint is the most connections to one endpoint. Default 512.
 	// At the bound Acquire waits for a free one, within ConnectTimeout.
 	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint"`
-	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint. Default 128.
+	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint,
+	// at most MaxConnsPerEndpoint. Default 128.
 	MaxIdlePerEndpoint int `yaml:"max_idle_per_endpoint"`
 	// IdleTimeout closes a pooled connection unused this long. Default 60s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
@@ -202,11 +206,15 @@ type RouteLimits struct {
 	Request RequestLimits `yaml:"request"`
 }
 
-// Duration is a time bound written as a Go duration string ("250ms", "2s").
+// Duration is a time bound written as a Go duration string ("250ms", "2s",
+// "1m30s"). As a bound it must be positive.
 type Duration time.Duration
 
-// Size is a byte count written as an integer or with a unit ("512", "64KiB", "8MiB", "1GiB", "10KB").
+// Size is a byte count written as an integer ("512") or a number with a unit:
+// B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), as in
+// "64KiB", "1.5MiB" or "10KB". As a bound it must be positive.
 type Size int64
 
-// Rate is a byte rate written as a size per second ("1KiB/s", "100000/s").
+// Rate is a byte rate written as a size per second ("1KiB/s", "100000/s"). As
+// a bound it must be positive.
 type Rate int64

@@ -157,19 +157,23 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// abandonedKind tells why a request never reached a handler.
+// abandonedKind tells why a request never reached a handler. A read that
+// timed out is a header timeout whatever net/http answered (it answers 400
+// to some timeouts in the middle of a line).
 func (c *trackedConn) abandonedKind() (failure.Kind, string) {
-	switch s := c.status.Load(); {
-	case s == 431:
-		return failure.HeaderTooLarge, "request head over limits.server.max_header_bytes"
-	case s >= 400 && s < 600:
-		return failure.Malformed, "malformed request head"
-	}
 	if v, ok := c.readErr.Load().(errBox); ok {
 		var ne net.Error
 		if errors.As(v.error, &ne) && ne.Timeout() {
 			return failure.HeaderTimeout, "request head not received within limits.server.header_timeout"
 		}
+	}
+	switch s := c.status.Load(); {
+	case s == 408:
+		return failure.HeaderTimeout, "request head not received within limits.server.header_timeout"
+	case s == 431:
+		return failure.HeaderTooLarge, "request head over limits.server.max_header_bytes"
+	case s >= 400 && s < 600:
+		return failure.Malformed, "malformed request head"
 	}
 	return failure.ClientGone, "client closed the connection in the middle of a request head"
 }

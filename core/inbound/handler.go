@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/core/proxy"
@@ -20,16 +21,26 @@ type handler struct {
 	trustForwarded bool
 	tls            bool
 	current        func() *proxy.Runtime
+	// retiring is set when a reload replaced this handler's server: its
+	// HTTP/1 responses then say "Connection: close", so clients move to the
+	// new server between requests instead of racing an idle-connection close.
+	retiring atomic.Bool
 }
 
 // clientSide is the ClientSide over net/http's ResponseWriter.
 type clientSide struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	close bool // add "Connection: close" (retiring server, HTTP/1)
 }
 
-func (c *clientSide) Header() http.Header                { return c.w.Header() }
-func (c *clientSide) WriteHeader(s int)                  { c.w.WriteHeader(s) }
+func (c *clientSide) Header() http.Header { return c.w.Header() }
+func (c *clientSide) WriteHeader(s int) {
+	if c.close && s >= 200 {
+		c.w.Header().Set("Connection", "close")
+	}
+	c.w.WriteHeader(s)
+}
 func (c *clientSide) Write(p []byte) (int, error)        { return c.w.Write(p) }
 func (c *clientSide) Flush() error                       { return c.rc.Flush() }
 func (c *clientSide) SetReadDeadline(t time.Time) error  { return c.rc.SetReadDeadline(t) }
@@ -77,7 +88,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.TrustForwarded = h.trustForwarded
 	req.Listener = h.name
 	req.ID = proxy.RequestID(r.Header)
-	wk.cs = clientSide{w: w, rc: http.NewResponseController(w)}
+	wk.cs = clientSide{w: w, rc: http.NewResponseController(w), close: r.ProtoMajor == 1 && h.retiring.Load()}
 
 	abort := h.current().Serve(&wk.cs, req)
 

@@ -38,16 +38,19 @@ type Listener struct {
 	sock    *socket
 	cert    atomic.Pointer[tls.Certificate]
 
-	mu   sync.Mutex
-	cfg  Config
-	srv  *http.Server
-	view *view
-	wg   sync.WaitGroup // servers still draining
+	mu      sync.Mutex
+	cfg     Config
+	srv     *http.Server
+	h       *handler
+	view    *view
+	retired []*http.Server // replaced servers still finishing their connections
+	closed  chan struct{}  // closed by Shutdown
+	wg      sync.WaitGroup // server goroutines
 }
 
 // Listen binds cfg.Address. Serving starts with Start.
 func Listen(cfg Config, current func() *proxy.Runtime, shared *proxy.Shared, lg zerolog.Logger) (*Listener, error) {
-	l := &Listener{current: current, cfg: cfg, log: lg.With().Str("listener", cfg.Name).Logger()}
+	l := &Listener{current: current, cfg: cfg, log: lg.With().Str("listener", cfg.Name).Logger(), closed: make(chan struct{})}
 	if cfg.TLS != nil {
 		if err := l.loadCert(cfg.TLS); err != nil {
 			return nil, err
@@ -114,7 +117,7 @@ func (l *Listener) startLocked() {
 		ErrorLog:          log.New(errorLogWriter{l.log}, "", 0),
 	}
 	v := l.sock.newView()
-	l.srv, l.view = srv, v
+	l.srv, l.view, l.h = srv, v, h
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -152,12 +155,25 @@ func (l *Listener) Update(cfg Config) error {
 	if sameServer(old, cfg) {
 		return nil
 	}
-	oldSrv, oldView := l.srv, l.view
+	oldSrv, oldView, oldH := l.srv, l.view, l.h
 	l.startLocked()
+	// The old server takes no new connections; its clients are told to
+	// reconnect after their current request; after the drain time, whatever
+	// is left is shut down.
+	oldH.retiring.Store(true)
 	oldView.Close()
+	l.retired = append(l.retired, oldSrv)
 	drain := old.Limits.DrainTimeout.Std()
+	l.wg.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer l.wg.Done()
+		t := time.NewTimer(drain)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-l.closed:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if oldSrv.Shutdown(ctx) != nil {
 			oldSrv.Close()
@@ -177,15 +193,29 @@ func sameServer(a, b Config) bool {
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.sock.close()
 	l.mu.Lock()
-	srv := l.srv
-	l.mu.Unlock()
-	var err error
-	if srv != nil {
-		err = srv.Shutdown(ctx)
-		if err != nil {
-			srv.Close()
-		}
+	srvs := append([]*http.Server{l.srv}, l.retired...)
+	select {
+	case <-l.closed:
+	default:
+		close(l.closed)
 	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(srvs))
+	for i, srv := range srvs {
+		if srv == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = srv.Shutdown(ctx); errs[i] != nil {
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
 	l.sock.closeAll()
 	<-l.sock.done
 	l.wg.Wait()

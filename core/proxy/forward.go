@@ -88,8 +88,13 @@ type exchange struct {
 	stopping   atomic.Bool
 	stopCh     chan struct{} // closed by stopUpload
 	noBody     atomic.Bool   // a final response came before "100 Continue"
-	cont       chan struct{} // closed to start an Expect: 100-continue upload
-	contOnce   sync.Once
+
+	dlMu          sync.Mutex // orders the head deadline between the two goroutines
+	headerTimeout time.Duration
+	headRead      bool
+	uploadDone    bool
+	cont          chan struct{} // closed to start an Expect: 100-continue upload
+	contOnce      sync.Once
 }
 
 // run performs the attempt. It returns true when the attempt failed in a
@@ -116,11 +121,16 @@ func (x *exchange) run(fresh bool) (retry bool) {
 	}
 	// A client that goes away closes the upstream connection at once, which
 	// cancels the request at the endpoint.
-	stop := afterFunc(req.Ctx, func() { c.Conn.Close() })
+	stop := afterFunc(req.Ctx, func() {
+		if !st.selfStopped.Load() {
+			st.clientGone.Store(true)
+		}
+		c.Conn.Close()
+	})
 	reusable := false
 	defer func() {
 		stop()
-		x.pool.Release(c, reusable && req.Ctx.Err() == nil)
+		x.pool.Release(c, reusable && !st.gone())
 	}()
 
 	hasBody := req.Body != nil && req.ContentLength != 0
@@ -131,7 +141,7 @@ func (x *exchange) run(fresh bool) (retry bool) {
 	readBefore := c.NRead
 	c.SetWriteDeadline(st.deadline)
 	if err := x.writeHead(hasBody); err != nil {
-		if c.Reused && !hasBody && req.Ctx.Err() == nil {
+		if c.Reused && !hasBody && !st.gone() {
 			return true
 		}
 		st.fail(x.upstreamErr(err, "writing the request head"))
@@ -152,7 +162,7 @@ func (x *exchange) run(fresh bool) (retry bool) {
 		go x.uploadBody()
 	}
 
-	resp, err := x.readHead(svc.Limits.HeaderTimeout)
+	resp, err := x.readHead(svc.Limits.HeaderTimeout, hasBody)
 	if err != nil {
 		if hasBody {
 			if e := x.preferUpload(); e != nil {
@@ -160,7 +170,7 @@ func (x *exchange) run(fresh bool) (retry bool) {
 				return false
 			}
 		}
-		if c.Reused && !hasBody && c.NRead == readBefore && req.Ctx.Err() == nil && isReset(err) {
+		if c.Reused && !hasBody && c.NRead == readBefore && !st.gone() && isReset(err) {
 			return true
 		}
 		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
@@ -262,13 +272,24 @@ func (x *exchange) writeHead(hasBody bool) error {
 
 // readHead reads the response head, passing informational responses on:
 // "100 Continue" starts a waiting upload, others (103) go to the client.
-func (x *exchange) readHead(headerTimeout time.Duration) (*http.Response, error) {
+// The header timeout runs from the end of the upload (as net/http's
+// Transport does): an endpoint may wait for the whole body before it
+// answers. While the upload runs, the request deadline bounds the wait.
+func (x *exchange) readHead(headerTimeout time.Duration, uploading bool) (*http.Response, error) {
 	st := x.st
-	dl := time.Now().Add(headerTimeout)
-	if st.deadline.Before(dl) {
-		dl = st.deadline
+	x.headerTimeout = headerTimeout
+	x.dlMu.Lock()
+	if uploading && !x.uploadDone {
+		x.c.SetReadDeadline(st.deadline)
+	} else {
+		x.c.SetReadDeadline(x.headDeadline())
 	}
-	x.c.SetReadDeadline(dl)
+	x.dlMu.Unlock()
+	defer func() {
+		x.dlMu.Lock()
+		x.headRead = true
+		x.dlMu.Unlock()
+	}()
 	codecReq := otherReq
 	if st.req.Method == http.MethodHead {
 		codecReq = headReq
@@ -294,6 +315,26 @@ func (x *exchange) readHead(headerTimeout time.Duration) (*http.Response, error)
 		st.cs.WriteHeader(resp.StatusCode)
 		clear(h)
 	}
+}
+
+// headDeadline is when the response head must have arrived, counted from now.
+func (x *exchange) headDeadline() time.Time {
+	dl := time.Now().Add(x.headerTimeout)
+	if x.st.deadline.Before(dl) {
+		dl = x.st.deadline
+	}
+	return dl
+}
+
+// uploaded is called by the upload goroutine when the body is sent: the
+// header timeout starts now, unless the head is already in.
+func (x *exchange) uploaded() {
+	x.dlMu.Lock()
+	x.uploadDone = true
+	if !x.headRead && x.headerTimeout > 0 {
+		x.c.SetReadDeadline(x.headDeadline())
+	}
+	x.dlMu.Unlock()
 }
 
 // respond sends the response head and streams the body. It reports whether
@@ -399,7 +440,7 @@ func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim Up
 				}
 			}
 			switch {
-			case st.req.Ctx.Err() != nil:
+			case st.gone():
 				st.fail(failure.Wrap(failure.ClientGone, er, "client went away during the response body"))
 			case isTimeout(er) && hard:
 				st.fail(failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded during the response body", st.route.Name, st.route.Limits.Deadline))
@@ -487,10 +528,16 @@ func (x *exchange) uploadBody() {
 			}
 			x.upComplete = true
 			x.upEnd = st.m.P.Now()
+			x.uploaded()
 			return
 		}
 		if er != nil {
-			if x.stopping.Load() {
+			// A read cut by stopUpload is no failure of the client's; a read
+			// that timed out at the rate deadline is, even if a stop raced
+			// with it (net/http cancels the request when a body read times
+			// out, which closes the upstream connection and stops us).
+			genuine := isTimeout(er) && !time.Now().Before(dl)
+			if x.stopping.Load() && !genuine {
 				return
 			}
 			switch {
@@ -514,6 +561,7 @@ func (x *exchange) stopUpload() {
 		return
 	}
 	close(x.stopCh)
+	x.st.selfStopped.Store(true)
 	x.st.cs.SetReadDeadline(aLongTimeAgo)
 	x.c.SetWriteDeadline(aLongTimeAgo)
 	<-x.upDone
@@ -532,7 +580,7 @@ func (x *exchange) headErr(err error) *failure.Error {
 	st := x.st
 	svc := st.route.Service
 	switch {
-	case st.req.Ctx.Err() != nil:
+	case st.gone():
 		return failure.Wrap(failure.ClientGone, err, "client went away waiting for %s", x.ep.Addr)
 	case isTimeout(err):
 		if time.Until(st.deadline) <= 0 {
@@ -549,7 +597,7 @@ func (x *exchange) headErr(err error) *failure.Error {
 
 func (x *exchange) upstreamErr(err error, doing string) *failure.Error {
 	st := x.st
-	if st.req.Ctx.Err() != nil {
+	if st.gone() {
 		return failure.Wrap(failure.ClientGone, err, "client went away")
 	}
 	if isTimeout(err) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/core/failure"
@@ -28,9 +29,22 @@ type reqState struct {
 	// uploadErr, while a body upload runs, stops it and returns its
 	// client-side failure (see exchange.preferUpload).
 	uploadErr func() *failure.Error
+	// selfStopped is set before the engine cuts a client read itself
+	// (net/http then cancels the request context, which is not the client
+	// going away); clientGone is set when the context ended otherwise.
+	selfStopped, clientGone atomic.Bool
 }
 
-var statePool = sync.Pool{New: func() any { return new(reqState) }}
+// gone reports whether the client went away (as opposed to the engine
+// cutting its own read).
+func (st *reqState) gone() bool {
+	return st.clientGone.Load() || st.req.Ctx.Err() != nil && !st.selfStopped.Load()
+}
+
+var (
+	statePool   = sync.Pool{New: func() any { return new(reqState) }}
+	machineZero machine.Machine
+)
 
 // Serve runs one request to its end. It returns abort=true when the response
 // was cut short after its head was sent; the adapter must then abort the
@@ -43,10 +57,12 @@ func (rt *Runtime) Serve(cs ClientSide, req *Request) (abort bool) {
 
 	st.serve()
 
-	abort = st.responded && st.m.Outcome != failure.Success
+	// Cut a response that started and failed; and never let the server
+	// answer for us when we decided the client was gone.
+	abort = st.responded && st.m.Outcome != failure.Success || st.m.Outcome == failure.ClientGone
 	st.finish()
 	rt.shared.passports.Put(st.m.P)
-	*st = reqState{}
+	st.reset()
 	statePool.Put(st)
 	return abort
 }
@@ -164,4 +180,13 @@ func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.
 		o.Observe(rec)
 	}
 	sh.passports.Put(m.P)
+}
+
+func (st *reqState) reset() {
+	st.m = machineZero
+	st.rec = Record{}
+	st.rt, st.req, st.cs, st.route, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil
+	st.deadline, st.responded = time.Time{}, false
+	st.selfStopped.Store(false)
+	st.clientGone.Store(false)
 }

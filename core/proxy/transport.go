@@ -60,7 +60,12 @@ func (st *reqState) forwardTransport(_ string) {
 			path = "/" + path
 		}
 	}
-	u := &url.URL{Scheme: scheme, Host: ep.Addr, Opaque: "//" + ep.Addr + path, RawQuery: req.RawQuery}
+	u, err := url.Parse(scheme + "://" + ep.Addr + path)
+	if err != nil {
+		st.fail(failure.Wrap(failure.Malformed, err, "request path cannot be forwarded"))
+		return
+	}
+	u.RawQuery = req.RawQuery
 	out := (&http.Request{Method: req.Method, URL: u, Header: req.Header, Host: req.Host, ProtoMajor: 1, ProtoMinor: 1,
 		Proto: "HTTP/1.1", ContentLength: 0}).WithContext(ctx)
 	var body *limitedBody
@@ -75,9 +80,10 @@ func (st *reqState) forwardTransport(_ string) {
 			st.cs.EnableFullDuplex()
 		}
 	}
-	headerTimer := time.AfterFunc(svc.Limits.HeaderTimeout, cancel)
+	// The transport's ResponseHeaderTimeout (limits.upstream.header_timeout)
+	// runs from the end of the upload, like the pool's.
 	resp, err := svc.transport.RoundTrip(out)
-	headerTimedOut := !headerTimer.Stop()
+	headerTimedOut := err != nil && strings.Contains(err.Error(), "timeout awaiting response headers")
 	stampAt := func(s passport.State, v *atomic.Int64, note string) {
 		if off := v.Load(); off > 0 {
 			m.ToAt(s, time.Duration(off), note)
@@ -156,7 +162,7 @@ func (st *reqState) forwardTransport(_ string) {
 func (st *reqState) transportErr(err error, addr string, headerTimedOut bool) *failure.Error {
 	svc := st.route.Service
 	switch {
-	case st.req.Ctx.Err() != nil:
+	case st.gone():
 		return failure.Wrap(failure.ClientGone, err, "client went away")
 	case headerTimedOut:
 		return failure.New(failure.UpstreamHeaderTimeout, "service %q endpoint %s: upstream response header timeout (limits.upstream.header_timeout = %s) exceeded", svc.Name, addr, svc.Limits.HeaderTimeout)

@@ -1,0 +1,69 @@
+package config
+
+import "time"
+
+// Default returns a configuration with every bound at its documented default
+// and no listeners, services or routes. Parse starts from it.
+func Default() *Config {
+	return &Config{
+		Admin: Admin{Address: "127.0.0.1:9901"},
+		Logging: Logging{
+			Level:     "info",
+			Format:    "json",
+			AccessLog: true,
+		},
+		Limits: Limits{
+			Server: ServerLimits{
+				HeaderTimeout:  Duration(10 * time.Second),
+				MaxHeaderBytes: 64 * KiB,
+				IdleTimeout:    Duration(90 * time.Second),
+				MaxConnections: 10000,
+				MaxRequests:    4096,
+				DrainTimeout:   Duration(30 * time.Second),
+			},
+			Request: RequestLimits{
+				Deadline:           Duration(30 * time.Second),
+				MaxBodyBytes:       8 * MiB,
+				BodyMinRate:        Rate(KiB),
+				BodyRateGrace:      Duration(5 * time.Second),
+				ClientMinRate:      Rate(KiB),
+				UpgradeIdleTimeout: Duration(5 * time.Minute),
+			},
+			Upstream: UpstreamLimits{
+				ConnectTimeout:      Duration(2 * time.Second),
+				HeaderTimeout:       Duration(15 * time.Second),
+				MaxConnsPerEndpoint: 512,
+				MaxIdlePerEndpoint:  128,
+				IdleTimeout:         Duration(60 * time.Second),
+				MaxResponseBytes:    GiB,
+				BodyMinRate:         Rate(KiB),
+				BodyRateGrace:       Duration(10 * time.Second),
+			},
+		},
+	}
+}
+
+// NewService returns a service with the default balancer and protocol and
+// with its upstream limits copied from c.Limits.Upstream, as a service read
+// from a file starts. It does not add the service to c.
+func (c *Config) NewService(name string, endpoints ...string) Service {
+	return Service{
+		Name:      name,
+		Endpoints: endpoints,
+		Balancer:  "round_robin",
+		Protocol:  "http1",
+		Limits:    ServiceLimits{Upstream: c.Limits.Upstream},
+	}
+}
+
+// NewRoute returns a route to service that matches every request (path
+// prefix "/"), with its request limits copied from c.Limits.Request, as a
+// route read from a file starts. It does not add the route to c.
+func (c *Config) NewRoute(name, service string) Route {
+	return Route{
+		Name:    name,
+		Match:   Match{PathPrefix: "/"},
+		Service: service,
+		Limits:  RouteLimits{Request: c.Limits.Request},
+	}
+}

@@ -1,0 +1,376 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the whole configuration and returns every problem as
+// Errors, or nil. Errors carry file positions when c came from Parse or Load;
+// for a configuration built in Go they carry only the key path.
+//
+// Validate checks files named by the configuration (TLS certificates and
+// keys) exist and are readable; relative paths are relative to the process's
+// working directory.
+func (c *Config) Validate() error {
+	if c == nil {
+		return Errors{{Msg: "no configuration"}}
+	}
+	return c.validate().orNil()
+}
+
+// Pos returns where the key at path (for example
+// "services[1].limits.upstream.connect_timeout") is in the source file. A key
+// that is not in the file, because it has its default or was inherited, gets
+// the position of its nearest ancestor that is; line and col are 0 when there
+// is none, or when c was built in Go.
+func (c *Config) Pos(path string) (file string, line, col int) {
+	for p := path; ; p = parentPath(p) {
+		if at, ok := c.pos[p]; ok {
+			return c.Source, at.line, at.col
+		}
+		if p == "" {
+			return c.Source, 0, 0
+		}
+	}
+}
+
+// ErrorAt returns an error about the key at path, positioned as Pos says.
+// Layers above the configuration use it to report, for example, a balancer
+// name that no balancer is registered under.
+func (c *Config) ErrorAt(path, msg string) *Error {
+	file, line, col := c.Pos(path)
+	return &Error{File: file, Line: line, Col: col, Path: path, Msg: msg}
+}
+
+// checker collects validation errors in the order of the file's sections.
+type checker struct {
+	c    *Config
+	errs Errors
+}
+
+func (c *Config) validate() Errors {
+	k := &checker{c: c}
+	k.listeners()
+	k.admin()
+	k.logging()
+	k.bounds("limits.server", c.Limits.Server, nil)
+	k.bounds("limits.request", c.Limits.Request, nil)
+	k.upstream("limits.upstream", c.Limits.Upstream, nil)
+	k.services()
+	k.routes()
+	return k.errs
+}
+
+func (k *checker) add(path, format string, args ...any) {
+	k.errs = append(k.errs, k.c.ErrorAt(path, fmt.Sprintf(format, args...)))
+}
+
+// also names the first holder of a duplicated value: its path, and its line
+// when known.
+func (k *checker) also(path string) string {
+	if _, line, _ := k.c.Pos(path); line > 0 {
+		return fmt.Sprintf("also %s, line %d", path, line)
+	}
+	return "also " + path
+}
+
+func (k *checker) listeners() {
+	if len(k.c.Listeners) == 0 {
+		k.add("listeners", "at least one listener is required")
+	}
+	names := make(map[string]string)
+	addrs := make(map[string]string)
+	for i, l := range k.c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		k.unique(p+".name", "listener name", l.Name, l.Name, names)
+		if l.Address == "" {
+			k.add(p+".address", "required")
+		} else if msg := checkAddress(l.Address, false); msg != "" {
+			k.add(p+".address", "%s", msg)
+		} else {
+			k.unique(p+".address", "listener address", l.Address, normalAddress(l.Address), addrs)
+		}
+		if l.TLS != nil {
+			k.readable(p+".tls.cert", l.TLS.Cert)
+			k.readable(p+".tls.key", l.TLS.Key)
+		}
+	}
+}
+
+// unique reports a missing value, or one whose key is already in seen; it
+// records the key.
+func (k *checker) unique(path, what, value, key string, seen map[string]string) {
+	if value == "" {
+		k.add(path, "required")
+		return
+	}
+	if prev, dup := seen[key]; dup {
+		k.add(path, "duplicate %s %s (%s)", what, quote(value), k.also(prev))
+		return
+	}
+	seen[key] = path
+}
+
+// readable checks that name is a regular file this process can open.
+func (k *checker) readable(path, name string) {
+	if name == "" {
+		k.add(path, "required")
+		return
+	}
+	fi, err := os.Stat(name)
+	if err == nil && !fi.Mode().IsRegular() {
+		k.add(path, "%s is not a regular file", quote(name))
+		return
+	}
+	if err == nil {
+		var f *os.File
+		if f, err = os.Open(name); err == nil {
+			f.Close()
+			return
+		}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	k.add(path, "cannot read %s: %v", quote(name), err)
+}
+
+func (k *checker) admin() {
+	a := k.c.Admin
+	if a.Address == "" {
+		k.add("admin.address", "required")
+		return
+	}
+	if msg := checkAddress(a.Address, false); msg != "" {
+		k.add("admin.address", "%s", msg)
+		return
+	}
+	host, _, _ := net.SplitHostPort(a.Address)
+	if !isLoopback(host) && a.Token == "" {
+		k.add("admin.token", "required when admin.address %s is not a loopback address", quote(a.Address))
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (k *checker) logging() {
+	switch k.c.Logging.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		k.add("logging.level", "must be one of debug, info, warn, error; got %s", quote(k.c.Logging.Level))
+	}
+	switch k.c.Logging.Format {
+	case "json", "console":
+	default:
+		k.add("logging.format", "must be json or console; got %s", quote(k.c.Logging.Format))
+	}
+}
+
+func (k *checker) services() {
+	names := make(map[string]string)
+	for i, s := range k.c.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		k.unique(p+".name", "service name", s.Name, s.Name, names)
+		if len(s.Endpoints) == 0 {
+			k.add(p+".endpoints", "at least one endpoint is required")
+		}
+		seen := make(map[string]string)
+		for j, e := range s.Endpoints {
+			ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
+			if msg := checkAddress(e, true); msg != "" {
+				k.add(ep, "%s", msg)
+				continue
+			}
+			k.unique(ep, "endpoint", e, normalAddress(e), seen)
+		}
+		if s.Balancer == "" {
+			k.add(p+".balancer", "must not be empty; leave the key out for the default \"round_robin\"")
+		}
+		switch s.Protocol {
+		case "http1", "h2c", "h2":
+			if s.TLS && s.Protocol != "http1" {
+				k.add(p+".tls", "only valid with protocol http1 (h2 always uses TLS, h2c never does); got protocol %s", quote(s.Protocol))
+			}
+		default:
+			k.add(p+".protocol", "must be one of http1, h2c, h2; got %s", quote(s.Protocol))
+		}
+		k.upstream(p+".limits.upstream", s.Limits.Upstream, &k.c.Limits.Upstream)
+	}
+}
+
+// upstream checks upstream limits. For a service, global is the global
+// limits it inherited from: a bad value it merely inherited is reported once,
+// at the global key.
+func (k *checker) upstream(path string, u UpstreamLimits, global *UpstreamLimits) {
+	var g any
+	if global != nil {
+		g = *global
+	}
+	k.bounds(path, u, g)
+	if u.MaxConnsPerEndpoint > 0 && u.MaxIdlePerEndpoint > u.MaxConnsPerEndpoint {
+		inherited := global != nil &&
+			u.MaxConnsPerEndpoint == global.MaxConnsPerEndpoint && u.MaxIdlePerEndpoint == global.MaxIdlePerEndpoint
+		if !inherited {
+			k.add(path+".max_idle_per_endpoint", "must not exceed max_conns_per_endpoint (%d > %d)",
+				u.MaxIdlePerEndpoint, u.MaxConnsPerEndpoint)
+		}
+	}
+}
+
+// bounds checks that every bound in limits struct v is positive. When
+// inherited is the struct v was copied from, a field still equal to its bad
+// inherited value is left to the check of the original.
+func (k *checker) bounds(path string, v, inherited any) {
+	rv := reflect.ValueOf(v)
+	var iv reflect.Value
+	if inherited != nil {
+		iv = reflect.ValueOf(inherited)
+	}
+	for i := range rv.NumField() {
+		x := rv.Field(i).Interface()
+		msg := notPositive(x)
+		if msg == "" {
+			continue
+		}
+		if iv.IsValid() && iv.Field(i).Interface() == x {
+			continue
+		}
+		k.add(joinPath(path, yamlName(rv.Type().Field(i))), "%s", msg)
+	}
+}
+
+// notPositive says why bound x is not positive, or returns "".
+func notPositive(x any) string {
+	switch x := x.(type) {
+	case Duration:
+		if x <= 0 {
+			return "must be a positive duration, got " + quote(x.String())
+		}
+	case Size:
+		if x <= 0 {
+			return "must be a positive size, got " + quote(x.String())
+		}
+	case Rate:
+		if x <= 0 {
+			return "must be a positive rate, got " + quote(x.String())
+		}
+	case int:
+		if x <= 0 {
+			return "must be a positive integer, got " + quote(strconv.Itoa(x))
+		}
+	}
+	return ""
+}
+
+func (k *checker) routes() {
+	var known []string
+	services := make(map[string]bool)
+	for _, s := range k.c.Services {
+		if s.Name != "" && !services[s.Name] {
+			services[s.Name] = true
+			known = append(known, s.Name)
+		}
+	}
+	names := make(map[string]string)
+	for i, r := range k.c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		k.unique(p+".name", "route name", r.Name, r.Name, names)
+		switch {
+		case r.Service == "":
+			k.add(p+".service", "required")
+		case !services[r.Service] && len(known) == 0:
+			k.add(p+".service", "unknown service %s (no services are configured)", quote(r.Service))
+		case !services[r.Service]:
+			k.add(p+".service", "unknown service %s (known: %s)", quote(r.Service), strings.Join(known, ", "))
+		}
+		m := r.Match
+		if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+			k.add(p+".match.path_prefix", "must start with \"/\", got %s", quote(m.PathPrefix))
+		}
+		if m.Host != "" && !validHost(m.Host) {
+			k.add(p+".match.host", "must be a host name without scheme or port, optionally starting with \"*.\"; got %s", quote(m.Host))
+		}
+		seen := make(map[string]string)
+		for j, method := range m.Methods {
+			mp := fmt.Sprintf("%s.match.methods[%d]", p, j)
+			if !validMethod(method) {
+				k.add(mp, "must be an upper-case method token such as \"GET\", got %s", quote(method))
+				continue
+			}
+			k.unique(mp, "method", method, method, seen)
+		}
+		k.bounds(p+".limits.request", r.Limits.Request, k.c.Limits.Request)
+	}
+}
+
+// checkAddress checks host:port with a numeric port in 1..65535, and says
+// what is wrong. The host may be empty ("all interfaces") unless needHost.
+// Addresses to listen on (needHost false) may use port 0: the system picks
+// a free port, which embedding programs and tests read back.
+func checkAddress(addr string, needHost bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil, !allDigits(port), strings.ContainsAny(host, " \t\r\n/"):
+		return fmt.Sprintf("must be host:port with a port from 1 to 65535, got %s", quote(addr))
+	case needHost && host == "":
+		return fmt.Sprintf("must be host:port with a host, got %s", quote(addr))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 && needHost || n < 0 || n > 65535 {
+		return fmt.Sprintf("port must be from 1 to 65535, got %s", quote(addr))
+	}
+	return ""
+}
+
+// normalAddress spells a valid address one way, so "Localhost:080" and
+// "localhost:80" are found to be the same.
+func normalAddress(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(n))
+}
+
+// validHost accepts a host name or IP address, or "*." and a host name.
+func validHost(h string) bool {
+	name, wildcard := strings.CutPrefix(h, "*.")
+	if name == "" {
+		return false
+	}
+	if !wildcard && net.ParseIP(name) != nil {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(isLetter(c) || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validMethod accepts an RFC 9110 token without lower-case letters.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
