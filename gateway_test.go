@@ -74,7 +74,7 @@ func start(t *testing.T, cfgText string, vars map[string]string) *harness {
 	return h
 }
 
-func parse(t *testing.T, text string, vars map[string]string) *config.Config {
+func parse(t testing.TB, text string, vars map[string]string) *config.Config {
 	t.Helper()
 	for k, v := range vars {
 		text = strings.ReplaceAll(text, "{{"+k+"}}", v)

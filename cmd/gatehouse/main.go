@@ -98,10 +98,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveFile(ctx, *path, *format, stderr, nil)
+}
+
+// serveFile runs the gateway from a configuration file until ctx ends,
+// reloading it when the file changes and on SIGHUP. started, if not nil,
+// is called once the gateway is built.
+func serveFile(ctx context.Context, path, format string, stderr io.Writer, started func(*gatehouse.Gateway)) int {
 	load := func() (*config.Config, error) {
-		cfg, err := config.Load(*path)
-		if err == nil && *format != "" {
-			cfg.Logging.Format = *format
+		cfg, err := config.Load(path)
+		if err == nil && format != "" {
+			cfg.Logging.Format = format
 		}
 		return cfg, err
 	}
@@ -116,9 +125,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	lg := gatehouse.NewLogger(cfg.Logging, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	w, err := watchConfig(ctx, *path, func() { reload(g, load, lg) })
+	w, err := watchConfig(ctx, path, func() { reload(g, load, lg) })
 	if err != nil {
 		lg.Warn().Err(err).Msg("not watching the configuration file; SIGHUP still reloads")
 	} else {
@@ -126,16 +133,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
 			case <-hup:
+				lg.Info().Msg("SIGHUP: reloading the configuration")
 				reload(g, load, lg)
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
+	if started != nil {
+		started(g)
+	}
 	if err := g.Serve(ctx); err != nil {
 		lg.Error().Err(err).Msg("shutdown")
 		return 1

@@ -131,7 +131,7 @@ func (l *Listener) startLocked() {
 		} else {
 			err = srv.Serve(v)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			l.log.Error().Err(err).Msg("listener stopped")
 		}
 	}()
