@@ -1,0 +1,206 @@
+package gatehouse_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// their paths and a pool that trusts it.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gatehouse test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestTLSListenerNegotiatesHTTP2(t *testing.T) {
+	var proto, fwdProto string
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fwdProto = r.Header.Get("X-Forwarded-Proto")
+		io.WriteString(w, "secure")
+	}))
+	certFile, keyFile, pool := selfSigned(t)
+	cfg := strings.Replace(baseConfig, `address: "127.0.0.1:0"}]`,
+		fmt.Sprintf(`address: "127.0.0.1:0", tls: {cert: %q, key: %q}}]`, certFile, keyFile), 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + h.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	proto = resp.Proto
+	if string(b) != "secure" || resp.ProtoMajor != 2 {
+		t.Fatalf("got %q over %s, want HTTP/2", b, proto)
+	}
+	if fwdProto != "https" {
+		t.Fatalf("X-Forwarded-Proto = %q", fwdProto)
+	}
+	// HTTP/1.1 clients still work on the same listener.
+	tr1 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	t.Cleanup(tr1.CloseIdleConnections)
+	resp, err = (&http.Client{Transport: tr1}).Get("https://" + h.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		t.Fatalf("HTTP/1.1 client got %s", resp.Proto)
+	}
+}
+
+func TestMaxRequestsInFlightIs503(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	cfg := strings.Replace(baseConfig, "server: {header_timeout: 300ms, max_header_bytes: 4KiB}",
+		"server: {header_timeout: 300ms, max_header_bytes: 4KiB, max_requests: 1}", 1)
+	cfg = strings.Replace(cfg, "header_timeout: 300ms}\nroutes", "header_timeout: 5s}\nroutes", 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	c := client(t)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := c.Get(h.url + "/one")
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-entered
+	resp, err := c.Get(h.url + "/two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("second request: %d, want 503", resp.StatusCode)
+	}
+	if r := h.expect("overloaded"); !strings.Contains(r.Err, "limits.server.max_requests = 1") {
+		t.Fatalf("record %+v", r)
+	}
+	close(release)
+	if s := <-first; s != 200 {
+		t.Fatalf("first request: %d", s)
+	}
+}
+
+func TestMaxConnectionsWaitInBacklog(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	cfg := strings.Replace(baseConfig, "server: {header_timeout: 300ms, max_header_bytes: 4KiB}",
+		"server: {header_timeout: 5s, max_header_bytes: 4KiB, max_connections: 1}", 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	c1, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br1 := bufio.NewReader(c1)
+	if resp, err := http.ReadResponse(br1, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first connection: %v", err)
+	}
+	// The second connection is not served while the first stays open.
+	c2, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	fmt.Fprintf(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	br2 := bufio.NewReader(c2)
+	if _, err := br2.Peek(1); err == nil {
+		t.Fatal("second connection served beyond limits.server.max_connections = 1")
+	}
+	c1.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br2, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("second connection after the first closed: %v", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	c := client(t)
+	for i := 0; i < 3; i++ {
+		resp, _ := c.Get(h.url + "/x")
+		resp.Body.Close()
+	}
+	resp, _ := c.Get(h.url + "/x")
+	resp.Body.Close()
+	admin := "http://" + h.g.AdminAddr().String()
+	get := func(path string) (int, string) {
+		resp, err := c.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	_, metrics := get("/metrics")
+	if !strings.Contains(metrics, `gatehouse_requests_total{code="200",listener="public",outcome="success",route="app",service="app"} 4`) {
+		t.Fatalf("metrics lack the request counter:\n%.2000s", metrics)
+	}
+	if !strings.Contains(metrics, "gatehouse_overhead_seconds_bucket") || !strings.Contains(metrics, "go_goroutines") {
+		t.Fatal("metrics lack the overhead histogram or the runtime collector")
+	}
+	_, body := get("/admin/passports?outcome=success")
+	var items []struct{ Passport, Outcome string }
+	if err := json.Unmarshal([]byte(body), &items); err != nil || len(items) != 4 || !strings.HasSuffix(items[0].Passport, "=DONE") {
+		t.Fatalf("passports: %v %s", err, body)
+	}
+	_, body = get("/admin/api/overhead")
+	var ov struct{ Count int }
+	if json.Unmarshal([]byte(body), &ov); ov.Count != 4 {
+		t.Fatalf("overhead: %s", body)
+	}
+	if _, cfg := get("/admin/config"); !strings.Contains(cfg, "listeners:") {
+		t.Fatalf("config: %s", cfg)
+	}
+}
