@@ -204,3 +204,42 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("config: %s", cfg)
 	}
 }
+
+func TestSlowUpstreamBodyIsCut(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		w.Write([]byte("start\n"))
+		rc.Flush()
+		for i := 0; i < 100; i++ {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := w.Write([]byte(".")); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}))
+	cfg := strings.Replace(baseConfig, "upstream: {connect_timeout: 500ms, header_timeout: 300ms}",
+		"upstream: {connect_timeout: 500ms, header_timeout: 300ms, body_min_rate: 1KiB/s, body_rate_grace: 300ms}", 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	resp, err := client(t).Get(h.url + "/drip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("a response cut for slowness must reach the client as broken, not complete")
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("cut after %v", d)
+	}
+	r := h.expect("upstream_too_slow")
+	if r.Status != 200 || !strings.Contains(r.Err, "limits.upstream.body_min_rate") {
+		t.Fatalf("record %+v", r)
+	}
+}
