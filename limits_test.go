@@ -243,3 +243,49 @@ func TestSlowUpstreamBodyIsCut(t *testing.T) {
 		t.Fatalf("record %+v", r)
 	}
 }
+
+func TestUpstreamLimitsOnResponse(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/bighead":
+			for i := 0; i < 64; i++ {
+				w.Header().Add("X-Filler", strings.Repeat("h", 1000))
+			}
+		case "/bigbody":
+			w.Write(make([]byte, 200<<10))
+		}
+	}))
+	cfg := strings.Replace(baseConfig, "upstream: {connect_timeout: 500ms, header_timeout: 300ms}",
+		"upstream: {connect_timeout: 500ms, header_timeout: 300ms, max_header_bytes: 16KiB, max_response_bytes: 100KiB}", 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	c := client(t)
+	resp, err := c.Get(h.url + "/bighead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Fatalf("big head: %d, want 502", resp.StatusCode)
+	}
+	if r := h.next(); r.Outcome != "upstream_malformed" || !strings.Contains(r.Err, "limits.upstream.max_header_bytes") {
+		t.Fatalf("big head record %+v", r)
+	}
+	resp, err = c.Get(h.url + "/bigbody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("a body over limits.upstream.max_response_bytes must be cut, not delivered")
+	}
+	if r := h.expect("upstream_body_too_large"); !strings.Contains(r.Err, "limits.upstream.max_response_bytes") {
+		t.Fatalf("big body record %+v", r)
+	}
+	// A normal response still works on the same service.
+	resp, err = c.Get(h.url + "/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("normal request after the limits: %v", err)
+	}
+	resp.Body.Close()
+}

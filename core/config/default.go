@@ -35,6 +35,7 @@ func Default() *Config {
 				MaxConnsPerEndpoint: 512,
 				MaxIdlePerEndpoint:  128,
 				IdleTimeout:         Duration(60 * time.Second),
+				MaxHeaderBytes:      MiB,
 				MaxResponseBytes:    GiB,
 				BodyMinRate:         Rate(KiB),
 				BodyRateGrace:       Duration(10 * time.Second),

@@ -141,6 +141,9 @@ type UpstreamLimits struct {
 	MaxIdlePerEndpoint int `yaml:"max_idle_per_endpoint"`
 	// IdleTimeout closes a pooled connection unused this long. Default 60s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes is the largest response head accepted from an endpoint.
+	// Default 1MiB. Over it the response is refused (outcome upstream_malformed, 502).
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxResponseBytes is the largest response body passed on. Default 1GiB.
 	// Over it the response is cut (outcome upstream_body_too_large).
 	MaxResponseBytes Size `yaml:"max_response_bytes"`

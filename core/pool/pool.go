@@ -55,7 +55,10 @@ type Conn struct {
 	Reused bool
 	// NRead counts bytes read from the connection (to tell "nothing
 	// received" apart from a cut response).
-	NRead  int64
+	NRead int64
+	// ReadLimit, when non-zero, fails reads once NRead reaches it: it bounds
+	// a response head, which net/http's codec reads without a limit.
+	ReadLimit int64
 	pool   *Pool
 	raw    net.Conn // the TCP connection under TLS, for the stale check
 	idleAt time.Time
@@ -216,8 +219,19 @@ func (p *Pool) wrap(c, raw net.Conn) *Conn {
 	return pc
 }
 
+// ErrReadLimit is returned by Read past ReadLimit.
+var ErrReadLimit = errors.New("pool: read limit reached")
+
 // Read reads from the connection, counting bytes.
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.ReadLimit > 0 {
+		if c.NRead >= c.ReadLimit {
+			return 0, ErrReadLimit
+		}
+		if rest := c.ReadLimit - c.NRead; int64(len(b)) > rest {
+			b = b[:rest]
+		}
+	}
 	n, err := c.Conn.Read(b)
 	c.NRead += int64(n)
 	return n, err

@@ -294,6 +294,10 @@ func (x *exchange) readHead(headerTimeout time.Duration, uploading bool) (*http.
 	if st.req.Method == http.MethodHead {
 		codecReq = headReq
 	}
+	// Bound the head (informational responses included); what the reader
+	// buffered of the body beyond it comes within one buffer's size.
+	x.c.ReadLimit = x.c.NRead + int64(x.c.BR.Buffered()) + st.route.Service.Limits.MaxHeaderBytes + int64(x.c.BR.Size())
+	defer func() { x.c.ReadLimit = 0 }()
 	for {
 		resp, err := http.ReadResponse(x.c.BR, codecReq)
 		if err != nil {
@@ -582,6 +586,9 @@ func (x *exchange) headErr(err error) *failure.Error {
 	switch {
 	case st.gone():
 		return failure.Wrap(failure.ClientGone, err, "client went away waiting for %s", x.ep.Addr)
+	case errors.Is(err, pool.ErrReadLimit):
+		return failure.New(failure.UpstreamMalformed, "service %q endpoint %s: response head over limits.upstream.max_header_bytes = %d",
+			svc.Name, x.ep.Addr, svc.Limits.MaxHeaderBytes)
 	case isTimeout(err):
 		if time.Until(st.deadline) <= 0 {
 			return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded waiting for service %q endpoint %s",

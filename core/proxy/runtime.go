@@ -84,6 +84,7 @@ type Service struct {
 type UpstreamLimits struct {
 	ConnectTimeout   time.Duration
 	HeaderTimeout    time.Duration
+	MaxHeaderBytes   int64
 	MaxResponseBytes int64
 	Body             rateRule
 }
@@ -113,6 +114,7 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 			Limits: UpstreamLimits{
 				ConnectTimeout:   up.ConnectTimeout.Std(),
 				HeaderTimeout:    up.HeaderTimeout.Std(),
+				MaxHeaderBytes:   int64(up.MaxHeaderBytes),
 				MaxResponseBytes: int64(up.MaxResponseBytes),
 				Body:             rateRule{rate: int64(up.BodyMinRate), grace: up.BodyRateGrace.Std()},
 			},
@@ -220,15 +222,16 @@ func newTransport(sc *config.Service, tlsConf *tls.Config) *http.Transport {
 	up := sc.Limits.Upstream
 	d := &net.Dialer{Timeout: up.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		DialContext:           d.DialContext,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   up.ConnectTimeout.Std(),
-		MaxConnsPerHost:       up.MaxConnsPerEndpoint,
-		MaxIdleConnsPerHost:   up.MaxIdlePerEndpoint,
-		IdleConnTimeout:       up.IdleTimeout.Std(),
-		ResponseHeaderTimeout: up.HeaderTimeout.Std(),
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     true,
+		DialContext:            d.DialContext,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    up.ConnectTimeout.Std(),
+		MaxConnsPerHost:        up.MaxConnsPerEndpoint,
+		MaxIdleConnsPerHost:    up.MaxIdlePerEndpoint,
+		IdleConnTimeout:        up.IdleTimeout.Std(),
+		ResponseHeaderTimeout:  up.HeaderTimeout.Std(),
+		MaxResponseHeaderBytes: int64(up.MaxHeaderBytes),
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true,
 	}
 	var p http.Protocols
 	if sc.Protocol == "h2c" {
