@@ -31,9 +31,9 @@ func exampleWant() *Config {
 	users.HeaderTimeout = 2 * sec
 	c.Services = []Service{
 		{Name: "users", Endpoints: []string{"127.0.0.1:9001", "127.0.0.1:9002"}, Balancer: "round_robin",
-			Protocol: "http1", Limits: ServiceLimits{Upstream: users}},
+			Protocol: "http1", Limits: ServiceLimits{Upstream: users}, Retry: DefaultRetry()},
 		{Name: "orders", Endpoints: []string{"127.0.0.1:9003"}, Balancer: "round_robin",
-			Protocol: "http1", Limits: ServiceLimits{Upstream: c.Limits.Upstream}},
+			Protocol: "http1", Limits: ServiceLimits{Upstream: c.Limits.Upstream}, Retry: DefaultRetry()},
 	}
 	usersAPI := c.Limits.Request
 	usersAPI.Deadline = 3 * sec
@@ -184,6 +184,14 @@ func TestValidateBuiltInGo(t *testing.T) {
 	want := strings.Join([]string{
 		`limits.server.max_requests: must be a positive integer, got "-1"`,
 		`services[0].limits.upstream.idle_timeout: must be a positive duration, got "0s"`,
+		`services[0].retry.max_attempts: must be a positive integer, got "0"`,
+		`services[0].retry.budget_percent: must be a positive integer, got "0"`,
+		`services[0].retry.min_per_second: must be a positive integer, got "0"`,
+		`services[0].retry.window: must be a positive duration, got "0s"`,
+		`services[0].retry.backoff_base: must be a positive duration, got "0s"`,
+		`services[0].retry.backoff_max: must be a positive duration, got "0s"`,
+		`services[0].retry.replay_body_bytes: must be a positive size, got "0"`,
+		`services[0].retry.min_attempt_time: must be a positive duration, got "0s"`,
 		`routes[0].limits.request.deadline: must be a positive duration, got "0s"`,
 		`routes[0].limits.request.max_body_bytes: must be a positive size, got "0"`,
 		`routes[0].limits.request.body_min_rate: must be a positive rate, got "0/s"`,
@@ -196,8 +204,8 @@ func TestValidateBuiltInGo(t *testing.T) {
 		t.Errorf("Validate:\n%v\nwant:\n%s", err, want)
 	}
 	var es Errors
-	if !errors.As(err, &es) || len(es) != 8 || es[0].Line != 0 || es[0].File != "" {
-		t.Errorf("Validate returned %#v, want 8 *Error without position", err)
+	if !errors.As(err, &es) || len(es) != 16 || es[0].Line != 0 || es[0].File != "" {
+		t.Errorf("Validate returned %#v, want 16 *Error without position", err)
 	}
 }
 

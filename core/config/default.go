@@ -54,7 +54,15 @@ func (c *Config) NewService(name string, endpoints ...string) Service {
 		Balancer:  "round_robin",
 		Protocol:  "http1",
 		Limits:    ServiceLimits{Upstream: c.Limits.Upstream},
+		Retry:     DefaultRetry(),
 	}
+}
+
+// DefaultRetry returns the documented retry defaults.
+func DefaultRetry() Retry {
+	return Retry{MaxAttempts: 3, BudgetPercent: 20, MinPerSecond: 3, Window: Duration(10 * time.Second),
+		BackoffBase: Duration(10 * time.Millisecond), BackoffMax: Duration(250 * time.Millisecond),
+		ReplayBodyBytes: 64 * KiB, MinAttemptTime: Duration(5 * time.Millisecond)}
 }
 
 // NewRoute returns a route to service that matches every request (path

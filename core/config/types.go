@@ -169,6 +169,39 @@ type Service struct {
 	TLS bool `yaml:"tls"`
 	// Limits override the global upstream limits for this service.
 	Limits ServiceLimits `yaml:"limits"`
+	// Retry bounds retries to this service's endpoints.
+	Retry Retry `yaml:"retry"`
+}
+
+// Retry bounds retries. A failed attempt is retried only when it is safe
+// (the request provably did not reach the endpoint, or the method is
+// idempotent and no response byte reached the client), within the time left
+// and within the budget.
+type Retry struct {
+	// MaxAttempts is the most attempts per request, the first included; 1
+	// turns retries off. Default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// BudgetPercent is how many retries the service may see per 100
+	// requests over the window. Default 20. Beyond it, failures are not retried.
+	BudgetPercent int `yaml:"budget_percent"`
+	// MinPerSecond is the floor of retries allowed per second of the window,
+	// whatever the request rate. Default 3.
+	MinPerSecond int `yaml:"min_per_second"`
+	// Window is the sliding window of the budget. Default 10s.
+	Window Duration `yaml:"window"`
+	// BackoffBase is the ceiling of the first retry's jittered wait; it
+	// doubles per retry up to BackoffMax. Default 10ms.
+	BackoffBase Duration `yaml:"backoff_base"`
+	// BackoffMax caps the jittered wait between attempts. Default 250ms.
+	BackoffMax Duration `yaml:"backoff_max"`
+	// ReplayBodyBytes is the largest request body kept to replay on a retry;
+	// a request with a larger body is not retried once its body was read.
+	// Default 64KiB.
+	ReplayBodyBytes Size `yaml:"replay_body_bytes"`
+	// MinAttemptTime is the least time left in the request for an attempt to
+	// start; with less, the request fails at once (outcome
+	// deadline_too_short, 504). Default 5ms.
+	MinAttemptTime Duration `yaml:"min_attempt_time"`
 }
 
 // ServiceLimits are the bounds a service may override.

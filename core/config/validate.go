@@ -209,6 +209,10 @@ func (k *checker) services() {
 			k.add(p+".protocol", "must be one of http1, h2c, h2; got %s", quote(s.Protocol))
 		}
 		k.upstream(p+".limits.upstream", s.Limits.Upstream, &k.c.Limits.Upstream)
+		k.bounds(p+".retry", s.Retry, nil)
+		if r := s.Retry; r.BackoffBase > r.BackoffMax && r.BackoffMax > 0 {
+			k.add(p+".retry.backoff_base", "must not exceed retry.backoff_max (%s), got %s", r.BackoffMax, quote(r.BackoffBase.String()))
+		}
 	}
 }
 

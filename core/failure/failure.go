@@ -33,6 +33,7 @@ const (
 	Rejected
 	HookFailed
 	DeadlineExceeded
+	DeadlineTooShort
 	ConnectTimeout
 	ConnectRefused
 	ConnectFailed
@@ -63,6 +64,7 @@ var names = [numKinds]string{
 	Rejected:              "rejected",
 	HookFailed:            "hook_failed",
 	DeadlineExceeded:      "deadline_exceeded",
+	DeadlineTooShort:      "deadline_too_short",
 	ConnectTimeout:        "connect_timeout",
 	ConnectRefused:        "connect_refused",
 	ConnectFailed:         "connect_failed",
@@ -96,6 +98,7 @@ var statuses = [numKinds]int{
 	Rejected:              403,
 	HookFailed:            500,
 	DeadlineExceeded:      504,
+	DeadlineTooShort:      504,
 	ConnectTimeout:        504,
 	ConnectRefused:        502,
 	ConnectFailed:         502,

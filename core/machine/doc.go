@@ -9,7 +9,8 @@
 //	ACCEPTED ─▶ HEADERS_READ ─▶ VALIDATED ─▶ SHAPED ─┬──────────▶ ADMITTED ─▶ ROUTED ─▶ ENDPOINT_PICKED
 //	                 (validate hooks)   (shape hooks)  └▶ QUEUED ─┘   (route hooks)          │
 //	                                                                                         ▼
-//	  ┌─────────────── ATTEMPT_FAILED ◀── (connect / send / header failure, retry allowed) ──┤
+//	  ┌─────────────── ATTEMPT_FAILED ◀── (connect / send / header failure or a 502/503/504
+//	  │                                    answer, when a retry is allowed) ─────────────────┤
 //	  ▼                                                                                      ▼
 //	ENDPOINT_PICKED ─▶ CONN_ACQUIRED ─▶ REQ_HEADERS_SENT ─▶ RESP_HEADERS_RECEIVED ─▶ RESPONDED ─▶ RESP_BODY_SENT ─▶ DONE
 //	                                      ╎ REQ_BODY_SENT (event; the upload     │ (respond hooks)

@@ -26,7 +26,9 @@ var Edges = map[State][]State{
 	passport.ConnAcquired:        {passport.ReqHeadersSent, passport.AttemptFailed},
 	passport.ReqHeadersSent:      {passport.RespHeadersReceived, passport.AttemptFailed},
 	passport.AttemptFailed:       {passport.EndpointPicked},
-	passport.RespHeadersReceived: {passport.Responded, passport.Upgraded},
+	// A 502/503/504 answer may be discarded for a retry before anything of
+	// it reached the client.
+	passport.RespHeadersReceived: {passport.Responded, passport.Upgraded, passport.AttemptFailed},
 	passport.Responded:           {passport.RespBodySent},
 	passport.RespBodySent:        {passport.Done},
 	passport.Upgraded:            {passport.Done},

@@ -38,6 +38,7 @@ func TestTransitionTable(t *testing.T) {
 		{passport.AttemptFailed, passport.EndpointPicked, true},
 		{passport.ReqHeadersSent, passport.RespHeadersReceived, true},
 		{passport.RespHeadersReceived, passport.Upgraded, true},
+		{passport.RespHeadersReceived, passport.AttemptFailed, true}, // a 503 discarded for a retry
 		{passport.Responded, passport.ReqHeadersSent, false},
 		{passport.Responded, passport.AttemptFailed, false}, // never retry after response bytes reached the client
 		{passport.RespBodySent, passport.Done, true},

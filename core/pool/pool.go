@@ -160,9 +160,9 @@ func (p *Pool) Acquire(ctx context.Context, deadline time.Time, fresh bool) (*Co
 		return p.dial(ctx, deadline)
 	case <-timer.C:
 		p.abandon(w)
-		return nil, failure.New(failure.ConnectTimeout,
-			"service %q endpoint %s: no free connection within %s (limits.upstream.max_conns_per_endpoint = %d)",
-			p.opts.Service, p.addr, p.opts.ConnectTimeout, p.opts.MaxConns)
+		return nil, &failure.Error{Kind: failure.ConnectTimeout, Retryable: true,
+			Msg: fmt.Sprintf("service %q endpoint %s: no free connection within %s (limits.upstream.max_conns_per_endpoint = %d)",
+				p.opts.Service, p.addr, p.opts.ConnectTimeout, p.opts.MaxConns)}
 	case <-ctx.Done():
 		p.abandon(w)
 		return nil, failure.New(failure.ClientGone, "client went away waiting for a connection to %s", p.addr)

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/pool"
+	"github.com/gatehouse/gatehouse/core/retry"
 )
 
 // bufPool holds the copy buffers of both directions.
@@ -35,7 +36,8 @@ var (
 )
 
 // forward sends the request to an endpoint of the route's service and
-// streams the response back.
+// streams the response back, retrying failed attempts when that is safe,
+// there is time left and the service's retry budget allows.
 func (st *reqState) forward() {
 	req, svc := st.req, st.route.Service
 	upgrade := stripHopByHop(req.Header)
@@ -44,13 +46,27 @@ func (st *reqState) forward() {
 	}
 	setForwarded(req.Header, req)
 	req.Header["X-Request-Id"] = []string{req.ID}
+	grpc := len(req.Header["Grpc-Timeout"]) > 0
 	if svc.transport != nil {
+		setTimeLeft(req.Header, time.Until(st.deadline), grpc)
 		st.forwardTransport(upgrade)
 		return
 	}
+	svc.Budget.Request()
 	var exclude *balance.Endpoint
 	fresh := false
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
+		left := time.Until(st.deadline)
+		if left < svc.MinAttemptTime {
+			k := failure.DeadlineExceeded
+			if attempt == 1 {
+				k = failure.DeadlineTooShort
+			}
+			st.fail(failure.New(k, "route %q: %s left of the deadline, less than retry.min_attempt_time = %s of service %q",
+				st.route.Name, left.Round(time.Microsecond), svc.MinAttemptTime, svc.Name))
+			return
+		}
+		setTimeLeft(req.Header, left, grpc)
 		ep := svc.Balancer.Pick(exclude)
 		if ep == nil {
 			st.fail(failure.New(failure.NoEndpoint, "service %q has no endpoint available", svc.Name))
@@ -59,26 +75,110 @@ func (st *reqState) forward() {
 		st.rec.Endpoint = ep.Addr
 		st.rec.Attempts++
 		st.m.ToNote(passport.EndpointPicked, ep.Addr)
-		x := exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade}
-		retry := x.run(fresh)
-		if !retry {
+		x := exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade,
+			mayRetry: attempt < svc.Retry.MaxAttempts}
+		res := x.run(fresh)
+		switch {
+		case res.err == nil && !res.stale && !res.retryStatus:
+			return // done, or failed after the response started (handled in run)
+		case res.stale:
+			// The endpoint closed a kept-alive connection as we reused it:
+			// the request provably did not reach it. Once, on a new
+			// connection, outside the budget.
+			st.m.ToNote(passport.AttemptFailed, "stale_connection")
+			fresh = true
+			attempt--
+			continue
+		case res.retryStatus:
+			// run took the retry from the budget already.
+		case !res.safe || attempt >= svc.Retry.MaxAttempts || !svc.Budget.TryRetry():
+			st.fail(res.err)
 			return
 		}
-		// The endpoint closed a kept-alive connection as we reused it: the
-		// request provably did not reach it. Retry once on a new connection.
-		st.m.ToNote(passport.AttemptFailed, "stale_connection")
-		fresh = true
+		note := "retry"
+		if res.err != nil {
+			note = res.err.Kind.String()
+		}
+		st.m.ToNote(passport.AttemptFailed, note)
+		if !st.replayBody() {
+			st.fail(res.err)
+			return
+		}
+		if !st.backoff(attempt) {
+			if res.err == nil {
+				res.err = failure.New(failure.DeadlineExceeded, "route %q: no time left to retry", st.route.Name)
+			}
+			st.fail(res.err)
+			return
+		}
+		exclude = ep
+		fresh = false
 	}
+}
+
+// replayBody prepares the request body for another attempt: nothing to do
+// without a body or when no attempt read it yet, the kept copy when the
+// whole body was kept.
+func (st *reqState) replayBody() bool {
+	req := st.req
+	if req.Body == nil || req.ContentLength == 0 || !st.bodyRead {
+		return true
+	}
+	if !st.replayable {
+		return false
+	}
+	st.replayReader.Reset(st.replay)
+	req.Body = &st.replayReader
+	req.ContentLength = int64(len(st.replay))
+	st.rec.BytesIn = 0
+	return true
+}
+
+// backoff waits the jittered backoff before attempt+1, if it fits in the
+// time left; it gives up when the client goes away.
+func (st *reqState) backoff(attempt int) bool {
+	svc := st.route.Service
+	d := svc.Retry.Backoff(attempt, nil)
+	if time.Until(st.deadline)-d < svc.MinAttemptTime {
+		return false
+	}
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-st.req.Ctx.Done():
+		return false
+	}
+}
+
+// attempt is how an attempt ended when nothing reached the client yet.
+type attempt struct {
+	// err is the failure, nil when the request is finished (success, or a
+	// failure after the response started, already recorded).
+	err *failure.Error
+	// safe: the failure allows a retry (the request provably did not reach
+	// the endpoint, or it is idempotent and its body can be replayed).
+	safe bool
+	// stale: a reused keep-alive connection turned out closed.
+	stale bool
+	// retryStatus: the endpoint answered 502/503/504 to an idempotent
+	// request and a retry was granted; the answer was discarded.
+	retryStatus bool
 }
 
 // exchange is one attempt over an HTTP/1.1 connection of the pool.
 type exchange struct {
-	st      *reqState
-	ep      *balance.Endpoint
-	pool    *pool.Pool
-	c       *pool.Conn
-	upgrade string
-	resp    *http.Response
+	st       *reqState
+	ep       *balance.Endpoint
+	pool     *pool.Pool
+	c        *pool.Conn
+	upgrade  string
+	resp     *http.Response
+	mayRetry bool // attempts are left: a 5xx may be retried
 
 	// The upload goroutine's results, read after upDone is closed.
 	upDone     chan struct{}
@@ -87,19 +187,27 @@ type exchange struct {
 	upEnd      time.Duration  // passport offset when the body was sent
 	stopping   atomic.Bool
 	stopCh     chan struct{} // closed by stopUpload
+	readMu     sync.Mutex    // orders "about to read the client" with stopUpload
+	inRead     bool          // the upload is in a client read (under readMu)
 	noBody     atomic.Bool   // a final response came before "100 Continue"
+	cont       chan struct{} // closed to start an Expect: 100-continue upload
+	contOnce   sync.Once
 
 	dlMu          sync.Mutex // orders the head deadline between the two goroutines
 	headerTimeout time.Duration
 	headRead      bool
 	uploadDone    bool
-	cont          chan struct{} // closed to start an Expect: 100-continue upload
-	contOnce      sync.Once
 }
 
-// run performs the attempt. It returns true when the attempt failed in a
-// way that allows one retry on a fresh connection.
-func (x *exchange) run(fresh bool) (retry bool) {
+// retrySafe reports whether a failure after the request was (maybe) sent
+// may be retried: an idempotent method whose body, if any, can be replayed.
+func (x *exchange) retrySafe(hasBody bool) bool {
+	st := x.st
+	return retry.Idempotent(st.req.Method) && (!hasBody || st.replayable)
+}
+
+// run performs the attempt.
+func (x *exchange) run(fresh bool) attempt {
 	st, req := x.st, x.st.req
 	m := &st.m
 	svc := st.route.Service
@@ -110,8 +218,8 @@ func (x *exchange) run(fresh bool) (retry bool) {
 	c, err := x.pool.Acquire(req.Ctx, st.deadline, fresh)
 	if err != nil {
 		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
-		st.fail(failure.As(err))
-		return false
+		fe := failure.As(err)
+		return attempt{err: fe, safe: fe.Retryable || fe.Kind == failure.NoEndpoint}
 	}
 	x.c = c
 	if c.Reused {
@@ -142,10 +250,9 @@ func (x *exchange) run(fresh bool) (retry bool) {
 	c.SetWriteDeadline(st.deadline)
 	if err := x.writeHead(hasBody); err != nil {
 		if c.Reused && !hasBody && !st.gone() {
-			return true
+			return attempt{stale: true}
 		}
-		st.fail(x.upstreamErr(err, "writing the request head"))
-		return false
+		return attempt{err: x.upstreamErr(err, "writing the request head"), safe: x.retrySafe(hasBody)}
 	}
 	m.To(passport.ReqHeadersSent)
 	if hasBody {
@@ -154,6 +261,7 @@ func (x *exchange) run(fresh bool) (retry bool) {
 		}
 		x.upDone = make(chan struct{})
 		x.stopCh = make(chan struct{})
+		st.bodyRead = true
 		st.uploadErr = x.preferUpload
 		defer func() { st.uploadErr = nil }()
 		if expect {
@@ -166,16 +274,15 @@ func (x *exchange) run(fresh bool) (retry bool) {
 	if err != nil {
 		if hasBody {
 			if e := x.preferUpload(); e != nil {
-				st.fail(e)
-				return false
+				return attempt{err: e}
 			}
 		}
 		if c.Reused && !hasBody && c.NRead == readBefore && !st.gone() && isReset(err) {
-			return true
+			return attempt{stale: true}
 		}
 		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
-		st.fail(x.headErr(err))
-		return false
+		fe := x.headErr(err)
+		return attempt{err: fe, safe: fe.Kind != failure.ClientGone && fe.Kind != failure.DeadlineExceeded && x.retrySafe(hasBody)}
 	}
 	x.resp = resp
 	svc.Balancer.Done(x.ep, balance.Result{Failed: resp.StatusCode >= 500, LatencyNanos: int64(time.Since(began))})
@@ -184,14 +291,24 @@ func (x *exchange) run(fresh bool) (retry bool) {
 		// A final answer before "100 Continue": the body must not follow.
 		x.noBody.Store(true)
 	}
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if x.mayRetry && x.retrySafe(hasBody) && (!hasBody || x.waitUpload()) && svc.Budget.TryRetry() {
+			// Discard this answer; the connection goes (its body is unread).
+			if hasBody {
+				x.stopUpload()
+			}
+			return attempt{retryStatus: true, err: failure.New(failure.UpstreamReset, "endpoint %s answered %d", x.ep.Addr, resp.StatusCode)}
+		}
+	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if x.upgrade == "" || !strings.EqualFold(resp.Header.Get("Upgrade"), x.upgrade) {
 			st.fail(failure.New(failure.UpstreamMalformed, "endpoint %s switched protocols unasked", x.ep.Addr))
-			return false
+			return attempt{}
 		}
 		x.tunnel()
-		return false
+		return attempt{}
 	}
 
 	complete := x.respond()
@@ -207,15 +324,29 @@ func (x *exchange) run(fresh bool) (retry bool) {
 		}
 		if x.upErr != nil && !machineEnded(st) {
 			st.fail(x.upErr)
-			return false
+			return attempt{}
 		}
 	}
 	if !complete {
-		return false
+		return attempt{}
 	}
 	reusable = !resp.Close && (!hasBody || x.upComplete)
 	m.To(passport.Done)
-	return false
+	return attempt{}
+}
+
+// waitUpload waits for the upload to end (an endpoint that answered 5xx
+// may not have read it all) within a short bound, and reports whether the
+// whole body is now kept for a replay.
+func (x *exchange) waitUpload() bool {
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-x.upDone:
+	case <-t.C:
+		x.stopUpload()
+	}
+	return x.st.replayable
 }
 
 // writeHead writes the request line and header with HTTP/1.1 framing.
@@ -277,8 +408,8 @@ func (x *exchange) writeHead(hasBody bool) error {
 // answers. While the upload runs, the request deadline bounds the wait.
 func (x *exchange) readHead(headerTimeout time.Duration, uploading bool) (*http.Response, error) {
 	st := x.st
-	x.headerTimeout = headerTimeout
 	x.dlMu.Lock()
+	x.headerTimeout = headerTimeout
 	if uploading && !x.uploadDone {
 		x.c.SetReadDeadline(st.deadline)
 	} else {
@@ -499,10 +630,21 @@ func (x *exchange) uploadBody() {
 	for {
 		dl, hard := rule.next(start, last, n)
 		st.cs.SetReadDeadline(dl)
+		x.readMu.Lock()
+		if x.stopping.Load() {
+			x.readMu.Unlock()
+			return
+		}
+		x.inRead = true
+		x.readMu.Unlock()
 		nr, er := req.Body.Read(buf)
+		x.readMu.Lock()
+		x.inRead = false
+		x.readMu.Unlock()
 		if nr > 0 {
 			n += int64(nr)
 			st.rec.BytesIn = n
+			st.keep(buf[:nr], n)
 			if n > st.route.Limits.MaxBodyBytes {
 				x.upErr = failure.New(failure.BodyTooLarge, "route %q: request body over limits.request.max_body_bytes = %d", st.route.Name, st.route.Limits.MaxBodyBytes)
 				x.c.Conn.Close()
@@ -532,6 +674,7 @@ func (x *exchange) uploadBody() {
 			}
 			x.upComplete = true
 			x.upEnd = st.m.P.Now()
+			st.replayable = st.replayOK
 			x.uploaded()
 			return
 		}
@@ -558,15 +701,31 @@ func (x *exchange) uploadBody() {
 	}
 }
 
-// stopUpload ends the upload goroutine and waits for it. Idempotent.
+// stopUpload ends the upload goroutine and waits for it. Idempotent. An
+// upload that already ended is left alone: cutting the client's read would
+// make net/http cancel the request.
 func (x *exchange) stopUpload() {
+	select {
+	case <-x.upDone:
+		x.stopping.Store(true)
+		return
+	default:
+	}
+	x.readMu.Lock()
 	if x.stopping.Swap(true) {
+		x.readMu.Unlock()
 		<-x.upDone
 		return
 	}
+	reading := x.inRead
+	x.readMu.Unlock()
 	close(x.stopCh)
-	x.st.selfStopped.Store(true)
-	x.st.cs.SetReadDeadline(aLongTimeAgo)
+	if reading {
+		// Only a read blocked on the client needs cutting; net/http cancels
+		// the request when it is cut, which is ours, not the client's doing.
+		x.st.selfStopped.Store(true)
+		x.st.cs.SetReadDeadline(aLongTimeAgo)
+	}
 	x.c.SetWriteDeadline(aLongTimeAgo)
 	<-x.upDone
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/core/config"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/pool"
+	"github.com/gatehouse/gatehouse/core/retry"
 	"github.com/gatehouse/gatehouse/core/route"
 )
 
@@ -75,6 +76,11 @@ type Service struct {
 	Endpoints []*balance.Endpoint
 	Balancer  balance.Balancer
 	Limits    UpstreamLimits
+	Retry     retry.Options
+	Budget    *retry.Budget
+	// ReplayBodyBytes and MinAttemptTime: see config.Retry.
+	ReplayBodyBytes int64
+	MinAttemptTime  time.Duration
 	// pools by endpoint address (http1); transport for h2c/h2.
 	pools     map[string]*pool.Pool
 	transport *http.Transport
@@ -119,7 +125,13 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 				Body:             rateRule{rate: int64(up.BodyMinRate), grace: up.BodyRateGrace.Std()},
 			},
 			pools: map[string]*pool.Pool{},
+			Retry: retry.Options{MaxAttempts: sc.Retry.MaxAttempts, BudgetPercent: sc.Retry.BudgetPercent,
+				MinPerSecond: sc.Retry.MinPerSecond, Window: sc.Retry.Window.Std(),
+				BackoffBase: sc.Retry.BackoffBase.Std(), BackoffMax: sc.Retry.BackoffMax.Std()},
+			ReplayBodyBytes: int64(sc.Retry.ReplayBodyBytes),
+			MinAttemptTime:  sc.Retry.MinAttemptTime.Std(),
 		}
+		svc.Budget = retry.NewBudget(svc.Retry, nil)
 		for _, addr := range sc.Endpoints {
 			svc.Endpoints = append(svc.Endpoints, &balance.Endpoint{Addr: addr})
 		}

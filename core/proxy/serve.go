@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,6 +34,35 @@ type reqState struct {
 	// (net/http then cancels the request context, which is not the client
 	// going away); clientGone is set when the context ended otherwise.
 	selfStopped, clientGone atomic.Bool
+
+	// The request body kept for a retry: replay holds what was read while it
+	// fits retry.replay_body_bytes (replayOK); replayable is set once the
+	// whole body is kept.
+	replay       []byte
+	bodyRead     bool // an attempt started reading the body
+	replayOK     bool
+	replayable   bool
+	replayReader bytes.Reader
+}
+
+// keep appends a piece of the request body to the replay copy, while the
+// total (n bytes so far) fits the service's bound.
+func (st *reqState) keep(p []byte, n int64) {
+	if st.req.Body == &st.replayReader {
+		return // replaying the kept copy
+	}
+	max := st.route.Service.ReplayBodyBytes
+	if n == int64(len(p)) { // the first piece of this body
+		st.replay, st.replayOK = st.replay[:0], st.route.Service.Retry.MaxAttempts > 1
+	}
+	if !st.replayOK {
+		return
+	}
+	if n > max {
+		st.replayOK, st.replay = false, st.replay[:0]
+		return
+	}
+	st.replay = append(st.replay, p...)
 }
 
 // gone reports whether the client went away (as opposed to the engine
@@ -94,6 +124,10 @@ func (st *reqState) serve() {
 	st.route = r
 	st.rec.Route, st.rec.Service = r.Name, r.Service.Name
 	st.deadline = req.Start.Add(r.Limits.Deadline)
+	// A client may tighten the deadline, never loosen it.
+	if dl, ok := clientDeadline(req.Header, req.Start); ok && dl.Before(st.deadline) {
+		st.deadline = dl
+	}
 	if req.ContentLength > r.Limits.MaxBodyBytes {
 		st.fail(failure.New(failure.BodyTooLarge, "route %q: Content-Length %d over limits.request.max_body_bytes = %d",
 			r.Name, req.ContentLength, r.Limits.MaxBodyBytes))
@@ -189,4 +223,9 @@ func (st *reqState) reset() {
 	st.deadline, st.responded = time.Time{}, false
 	st.selfStopped.Store(false)
 	st.clientGone.Store(false)
+	if cap(st.replay) > 64<<10 {
+		st.replay = nil
+	}
+	st.replay, st.replayOK, st.replayable, st.bodyRead = st.replay[:0], false, false, false
+	st.replayReader.Reset(nil)
 }
