@@ -15,17 +15,17 @@ type State = passport.State
 // Edges lists every legal state change. FAILED is reachable from every
 // non-terminal state and is added by init.
 var Edges = map[State][]State{
-	passport.Accepted:            {passport.HeadersRead},
-	passport.HeadersRead:         {passport.Validated},
-	passport.Validated:           {passport.Shaped},
-	passport.Shaped:              {passport.Queued, passport.Admitted},
-	passport.Queued:              {passport.Admitted},
-	passport.Admitted:            {passport.Routed},
-	passport.Routed:              {passport.EndpointPicked},
-	passport.EndpointPicked:      {passport.ConnAcquired, passport.AttemptFailed},
-	passport.ConnAcquired:        {passport.ReqHeadersSent, passport.AttemptFailed},
-	passport.ReqHeadersSent:      {passport.RespHeadersReceived, passport.AttemptFailed},
-	passport.AttemptFailed:       {passport.EndpointPicked},
+	passport.Accepted:       {passport.HeadersRead},
+	passport.HeadersRead:    {passport.Validated},
+	passport.Validated:      {passport.Shaped},
+	passport.Shaped:         {passport.Queued, passport.Admitted},
+	passport.Queued:         {passport.Admitted},
+	passport.Admitted:       {passport.Routed},
+	passport.Routed:         {passport.EndpointPicked},
+	passport.EndpointPicked: {passport.ConnAcquired, passport.AttemptFailed},
+	passport.ConnAcquired:   {passport.ReqHeadersSent, passport.AttemptFailed},
+	passport.ReqHeadersSent: {passport.RespHeadersReceived, passport.AttemptFailed},
+	passport.AttemptFailed:  {passport.EndpointPicked},
 	// A 502/503/504 answer may be discarded for a retry before anything of
 	// it reached the client.
 	passport.RespHeadersReceived: {passport.Responded, passport.Upgraded, passport.AttemptFailed},

@@ -59,9 +59,9 @@ type Conn struct {
 	// ReadLimit, when non-zero, fails reads once NRead reaches it: it bounds
 	// a response head, which net/http's codec reads without a limit.
 	ReadLimit int64
-	pool   *Pool
-	raw    net.Conn // the TCP connection under TLS, for the stale check
-	idleAt time.Time
+	pool      *Pool
+	raw       net.Conn // the TCP connection under TLS, for the stale check
+	idleAt    time.Time
 }
 
 // Pool is the pool of one endpoint.
