@@ -37,7 +37,9 @@ type router struct {
 	f func(context.Context, *sdk.Request) (sdk.RouteDecision, error)
 }
 
-func (r router) Route(ctx context.Context, q *sdk.Request) (sdk.RouteDecision, error) { return r.f(ctx, q) }
+func (r router) Route(ctx context.Context, q *sdk.Request) (sdk.RouteDecision, error) {
+	return r.f(ctx, q)
+}
 
 func bind(name string, impl any, open bool) *Binding {
 	return &Binding{Name: name, Source: Static{NewVersion(name, impl, "v1")}, Budget: 50 * time.Millisecond,
