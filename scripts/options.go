@@ -1,0 +1,119 @@
+package scripts
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Options are the bounds and settings of a compiled script. Every bound is
+// required: Compile refuses a zero or negative bound, naming the field.
+// DefaultOptions returns finite defaults to start from.
+type Options struct {
+	// Config is exposed to the script as gatehouse.config: deep-copied
+	// through JSON when the script is compiled (so it must be JSON
+	// serialisable) and deep-frozen, so the script can read it but not change
+	// it. Nil exposes an empty object.
+	Config map[string]any
+
+	// PoolSize is the number of runtimes per script version, which is also
+	// the number of calls into one version that run at once. A call that
+	// finds every runtime busy waits for one until its context's deadline,
+	// then fails. Runtimes are created lazily. Default 4.
+	PoolSize int
+
+	// MaxCallStackSize is the deepest JavaScript call nesting allowed; a
+	// deeper call fails the call with a stack overflow (uncatchable by the
+	// script). It also bounds nesting in the guarded built-ins
+	// (JSON.stringify/parse, nested Array.prototype.join). Default 256.
+	MaxCallStackSize int
+
+	// MaxStringLength is the longest string, in UTF-16 code units, that a
+	// guarded built-in creates (String.prototype.repeat, padStart, padEnd,
+	// concat, replace, replaceAll, Array.prototype.join, JSON.stringify,
+	// String.raw, gatehouse helpers) or accepts as its receiver. Beyond it
+	// the built-in throws a RangeError the script may catch. Strings built
+	// with the + operator are not checked (goja offers no hook there); they
+	// are bounded by the call's deadline. Default 1 MiB (1<<20).
+	MaxStringLength int
+
+	// MaxArrayLength is the largest length of an array (or array-like) that
+	// a guarded built-in works on or creates: every Array.prototype method,
+	// spread and for-of over an array, Array.from, Function.prototype.apply,
+	// Reflect.apply/construct, String.prototype.split. Beyond it the built-in
+	// throws a RangeError. Default 1<<18 (262144).
+	MaxArrayLength int
+
+	// CallTimeout bounds a call whose context carries no deadline. The
+	// gateway always passes a deadline (the binding's budget); this keeps
+	// direct callers (tests, tools) bounded too. Default 1s.
+	CallTimeout time.Duration
+
+	// Logger receives the script's console output and the host's own
+	// events, tagged with the script's name and version ID. Default: a
+	// disabled logger.
+	Logger zerolog.Logger
+
+	// LogRate is the number of console lines per second a script may log,
+	// across all its runtimes and versions on one Host; lines beyond it are
+	// dropped and counted. Default 20.
+	LogRate float64
+
+	// LogBurst is the number of console lines a script may log at once
+	// before LogRate applies. Default 50.
+	LogBurst int
+
+	// logs is shared between the versions of one Host, so that reloading a
+	// noisy script does not reset its rate limit.
+	logs *logLimiter
+}
+
+// DefaultOptions returns options with every bound set to its documented
+// default.
+func DefaultOptions() Options {
+	return Options{
+		PoolSize:         4,
+		MaxCallStackSize: 256,
+		MaxStringLength:  1 << 20,
+		MaxArrayLength:   1 << 18,
+		CallTimeout:      time.Second,
+		Logger:           zerolog.Nop(),
+		LogRate:          20,
+		LogBurst:         50,
+	}
+}
+
+// validate checks every bound and returns the config as JSON.
+func (o *Options) validate() ([]byte, error) {
+	def := DefaultOptions()
+	checks := []struct {
+		name     string
+		ok       bool
+		value    any
+		default_ any
+	}{
+		{"PoolSize", o.PoolSize > 0, o.PoolSize, def.PoolSize},
+		{"MaxCallStackSize", o.MaxCallStackSize > 0, o.MaxCallStackSize, def.MaxCallStackSize},
+		{"MaxStringLength", o.MaxStringLength > 0, o.MaxStringLength, def.MaxStringLength},
+		{"MaxArrayLength", o.MaxArrayLength > 0, o.MaxArrayLength, def.MaxArrayLength},
+		{"CallTimeout", o.CallTimeout > 0, o.CallTimeout, def.CallTimeout},
+		{"LogRate", o.LogRate > 0, o.LogRate, def.LogRate},
+		{"LogBurst", o.LogBurst > 0, o.LogBurst, def.LogBurst},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return nil, fmt.Errorf("scripts: Options.%s = %v: must be > 0 (DefaultOptions uses %v)", c.name, c.value, c.default_)
+		}
+	}
+	cfg := o.Config
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("scripts: Options.Config is not JSON serialisable: %w", err)
+	}
+	return b, nil
+}
