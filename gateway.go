@@ -46,6 +46,10 @@ type Gateway struct {
 	draining atomic.Bool
 	serving  atomic.Bool
 
+	ctx     context.Context // ends at Shutdown: script watchers
+	cancel  context.CancelFunc
+	scripts map[string]*scriptHost
+
 	mu        sync.Mutex
 	cfg       *Config
 	listeners map[string]*inbound.Listener // by address
@@ -134,8 +138,19 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		o(g)
 	}
 	g.accessOn.Store(c.Logging.AccessLog)
+	g.shared.Log = g.log
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	hosts, err := g.openScripts(c)
+	if err != nil {
+		g.cancel()
+		return nil, err
+	}
+	g.scripts = hosts
+	g.shared.Scripts = scriptSource(hosts)
 	rt, err := proxy.Build(c, g.shared)
 	if err != nil {
+		closeScripts(hosts, nil)
+		g.cancel()
 		return nil, err
 	}
 	g.rt.Store(rt)
@@ -144,6 +159,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
 		if err != nil {
 			g.closeListeners()
+			g.abandon()
 			return nil, err
 		}
 		g.listeners[lc.Address] = l
@@ -157,6 +173,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	})
 	if err != nil {
 		g.closeListeners()
+		g.abandon()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	g.admin = a
@@ -164,6 +181,15 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 }
 
 func (g *Gateway) current() *proxy.Runtime { return g.rt.Load() }
+
+// abandon releases what New opened before it failed.
+func (g *Gateway) abandon() {
+	closeScripts(g.scripts, nil)
+	g.cancel()
+	if o := g.shared.HookObservers; o != nil {
+		o.Close()
+	}
+}
 
 func (g *Gateway) closeListeners() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -257,8 +283,16 @@ func (g *Gateway) Reload(cfg Config) error {
 	if g.draining.Load() {
 		return errors.New("gateway is shutting down")
 	}
+	hosts, err := g.openScripts(c)
+	if err != nil {
+		return err
+	}
+	prevScripts := g.shared.Scripts
+	g.shared.Scripts = scriptSource(hosts)
 	rt, err := proxy.Build(c, g.shared)
 	if err != nil {
+		g.shared.Scripts = prevScripts
+		closeScripts(hosts, g.scripts)
 		return err
 	}
 	// Listeners: bind new addresses first, so a failure leaves everything as it was.
@@ -287,6 +321,8 @@ func (g *Gateway) Reload(cfg Config) error {
 	}
 	g.rt.Store(rt)
 	rt.Activate()
+	closeScripts(g.scripts, hosts)
+	g.scripts = hosts
 	for addr, l := range g.listeners {
 		lc, keep := keptCfg[l]
 		if !keep {
@@ -373,6 +409,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() { close(g.stop) })
 	g.bg.Wait()
 	g.current().CloseIdle(true)
+	g.mu.Lock()
+	closeScripts(g.scripts, nil)
+	g.scripts = nil
+	g.mu.Unlock()
+	g.cancel()
+	if o := g.shared.HookObservers; o != nil {
+		o.Close()
+	}
 	g.serving.Store(false)
 	return errors.Join(errs...)
 }

@@ -28,8 +28,49 @@ func (c *Config) Clone() *Config {
 	n.Routes = slices.Clone(c.Routes)
 	for i := range n.Routes {
 		n.Routes[i].Match.Methods = slices.Clone(n.Routes[i].Match.Methods)
+		n.Routes[i].Hooks = cloneBindings(n.Routes[i].Hooks)
 	}
+	n.Scripts = slices.Clone(c.Scripts)
+	for i := range n.Scripts {
+		n.Scripts[i].Config = cloneFree(n.Scripts[i].Config)
+	}
+	n.Hooks = cloneBindings(c.Hooks)
 	return &n
+}
+
+func cloneBindings(bs []HookBinding) []HookBinding {
+	out := slices.Clone(bs)
+	for i := range out {
+		out[i].Phases = slices.Clone(out[i].Phases)
+		out[i].Config = cloneFree(out[i].Config)
+	}
+	return out
+}
+
+// cloneFree deep-copies free-form configuration (maps, lists, scalars).
+func cloneFree(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneAny(v)
+	}
+	return out
+}
+
+func cloneAny(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneFree(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneAny(e)
+		}
+		return out
+	}
+	return v
 }
 
 // Redacted returns a deep copy of c with its secrets (admin.token) replaced

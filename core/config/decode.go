@@ -86,12 +86,15 @@ type decoder struct {
 const maxAliasWork = 1 << 17
 
 var (
-	durationType = reflect.TypeFor[Duration]()
-	sizeType     = reflect.TypeFor[Size]()
-	rateType     = reflect.TypeFor[Rate]()
-	configType   = reflect.TypeFor[Config]()
-	serviceType  = reflect.TypeFor[Service]()
-	routeType    = reflect.TypeFor[Route]()
+	durationType    = reflect.TypeFor[Duration]()
+	sizeType        = reflect.TypeFor[Size]()
+	rateType        = reflect.TypeFor[Rate]()
+	configType      = reflect.TypeFor[Config]()
+	serviceType     = reflect.TypeFor[Service]()
+	routeType       = reflect.TypeFor[Route]()
+	hookBindingType = reflect.TypeFor[HookBinding]()
+	scriptType      = reflect.TypeFor[Script]()
+	freeMapType     = reflect.TypeFor[map[string]any]()
 )
 
 // document parses data as a single YAML document and returns its root, an
@@ -263,6 +266,19 @@ func (d *decoder) value(path string, at, n *yaml.Node, v reflect.Value) {
 		return
 	case rateType:
 		decodeBound(d, path, at, n, v, "rate", ParseRate)
+		return
+	case freeMapType:
+		// Free-form configuration handed to a hook as it is written.
+		if n.Kind != yaml.MappingNode {
+			d.fail(at, path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		var m map[string]any
+		if err := n.Decode(&m); err != nil {
+			d.fail(at, path, "%v", err)
+			return
+		}
+		v.Set(reflect.ValueOf(m))
 		return
 	}
 	switch v.Kind() {
@@ -451,6 +467,10 @@ func (d *decoder) newItem(t reflect.Type) reflect.Value {
 		e.Set(reflect.ValueOf(d.cfg.NewService("")))
 	case routeType:
 		e.Set(reflect.ValueOf(d.cfg.NewRoute("", "")))
+	case hookBindingType:
+		e.Set(reflect.ValueOf(NewHookBinding()))
+	case scriptType:
+		e.Set(reflect.ValueOf(NewScript("", "")))
 	}
 	return e
 }

@@ -76,3 +76,11 @@ func (c *Config) NewRoute(name, service string) Route {
 		Limits:  RouteLimits{Request: c.Limits.Request},
 	}
 }
+
+// NewHookBinding returns a binding with the documented defaults.
+func NewHookBinding() HookBinding {
+	return HookBinding{Budget: Duration(10 * time.Millisecond), MaxConcurrent: 256, OnFailure: "closed", FailureStatus: 503}
+}
+
+// NewScript returns a script with the documented defaults.
+func NewScript(name, file string) Script { return Script{Name: name, File: file, Runtimes: 8} }

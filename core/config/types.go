@@ -19,6 +19,10 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	// Routes map requests to services, first match wins in file order.
 	Routes []Route `yaml:"routes"`
+	// Scripts are JavaScript hooks, by name; bindings refer to them.
+	Scripts []Script `yaml:"scripts"`
+	// Hooks are hook bindings that run on every route, before the route's own.
+	Hooks []HookBinding `yaml:"hooks"`
 
 	// Source is the file the configuration was read from ("" when built in Go).
 	Source string `yaml:"-"`
@@ -222,6 +226,53 @@ type Route struct {
 	StripPrefix bool `yaml:"strip_prefix"`
 	// Limits override the global request limits for this route.
 	Limits RouteLimits `yaml:"limits"`
+	// Hooks are this route's hook bindings, run after the global ones.
+	Hooks []HookBinding `yaml:"hooks"`
+}
+
+// Script is a JavaScript hook: a file defining any of the phase functions,
+// or a directory bundle with an index.js (see package scripts).
+type Script struct {
+	// Name identifies the script in bindings, logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// File is the script file or bundle directory. Required. It is watched:
+	// a changed version is compiled and checked before it serves.
+	File string `yaml:"file"`
+	// Config is passed to the script, read-only, as gatehouse.config.
+	Config map[string]any `yaml:"config"`
+	// Runtimes bounds the JavaScript runtimes kept per script version. Default 8.
+	Runtimes int `yaml:"runtimes"`
+}
+
+// HookBinding binds a hook to a route (or to every route) with its bounds.
+// Exactly one of Script and Go names the hook.
+type HookBinding struct {
+	// Script names a configured script.
+	Script string `yaml:"script"`
+	// Go names a compiled-in Go hook (require_header, response_headers).
+	Go string `yaml:"go"`
+	// Config configures a compiled-in Go hook.
+	Config map[string]any `yaml:"config"`
+	// Phases restricts the phases the hook runs in (validate, shape, route,
+	// respond, observe). Empty: every phase the hook implements.
+	Phases []string `yaml:"phases"`
+	// Budget bounds each call; the request's time left bounds it further.
+	// Default 10ms. At the bound the call fails (timeout) and OnFailure applies.
+	Budget Duration `yaml:"budget"`
+	// MaxConcurrent bounds calls in flight. Default 256. Over it a call fails
+	// (overloaded) and OnFailure applies.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// OnFailure is "closed" (default: answer FailureStatus) or "open" (go on
+	// as if the hook had no opinion) when the hook errors, panics, overruns,
+	// is overloaded or returns an invalid decision.
+	OnFailure string `yaml:"on_failure"`
+	// FailureStatus is the status of a closed failure, 400..599. Default 503.
+	FailureStatus int `yaml:"failure_status"`
+	// BodyBytes is how much of the request body the hook sees; absent or 0:
+	// none. The body is read up to this bound before the hook runs.
+	BodyBytes Size `yaml:"body_bytes"`
+	// AllowHost lets the hook's route decisions rewrite the Host header. Default false.
+	AllowHost bool `yaml:"allow_host"`
 }
 
 // Match selects requests for a route; all given conditions must hold.

@@ -65,7 +65,99 @@ func (c *Config) validate() Errors {
 	k.upstream("limits.upstream", c.Limits.Upstream, nil)
 	k.services()
 	k.routes()
+	k.scripts()
+	k.bindings("hooks", c.Hooks, 0)
+	for i, r := range c.Routes {
+		k.bindings(fmt.Sprintf("routes[%d].hooks", i), r.Hooks, len(c.Hooks))
+	}
 	return k.errs
+}
+
+// maxBindings bounds the hooks of one route, global ones included.
+const maxBindings = 16
+
+var phaseNames = map[string]bool{"validate": true, "shape": true, "route": true, "respond": true, "observe": true}
+
+func (k *checker) scripts() {
+	names := make(map[string]string)
+	for i, sc := range k.c.Scripts {
+		p := fmt.Sprintf("scripts[%d]", i)
+		k.unique(p+".name", "script name", sc.Name, sc.Name, names)
+		if sc.File == "" {
+			k.add(p+".file", "required")
+		} else if _, err := os.Stat(sc.File); err != nil {
+			k.add(p+".file", "cannot read %s: %v", quote(sc.File), errors.Unwrap(err))
+		}
+		if sc.Runtimes <= 0 {
+			k.add(p+".runtimes", "must be a positive integer, got %s", quote(strconv.Itoa(sc.Runtimes)))
+		}
+	}
+}
+
+// bindings checks hook bindings; before is the number of global bindings
+// that also run on the route.
+func (k *checker) bindings(path string, bs []HookBinding, before int) {
+	if before+len(bs) > maxBindings {
+		k.add(path, "at most %d hooks per route (global ones included), got %d", maxBindings, before+len(bs))
+	}
+	for i, b := range bs {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case b.Script == "" && b.Go == "":
+			k.add(p, "names no hook: set script or go")
+		case b.Script != "" && b.Go != "":
+			k.add(p, "names two hooks: set only one of script and go")
+		case b.Script != "" && !k.hasScript(b.Script):
+			k.add(p+".script", "unknown script %s (known: %s)", quote(b.Script), k.scriptNames())
+		}
+		if b.Config != nil && b.Go == "" {
+			k.add(p+".config", "only compiled-in (go) hooks take config here; a script's config goes under scripts[]")
+		}
+		seen := map[string]bool{}
+		for j, ph := range b.Phases {
+			if !phaseNames[ph] {
+				k.add(fmt.Sprintf("%s.phases[%d]", p, j), "must be one of validate, shape, route, respond, observe; got %s", quote(ph))
+			} else if seen[ph] {
+				k.add(fmt.Sprintf("%s.phases[%d]", p, j), "duplicate phase %s", quote(ph))
+			}
+			seen[ph] = true
+		}
+		if b.Budget <= 0 {
+			k.add(p+".budget", "must be a positive duration, got %s", quote(b.Budget.String()))
+		}
+		if b.MaxConcurrent <= 0 {
+			k.add(p+".max_concurrent", "must be a positive integer, got %s", quote(strconv.Itoa(b.MaxConcurrent)))
+		}
+		if b.OnFailure != "open" && b.OnFailure != "closed" {
+			k.add(p+".on_failure", "must be open or closed, got %s", quote(b.OnFailure))
+		}
+		if b.FailureStatus < 400 || b.FailureStatus > 599 {
+			k.add(p+".failure_status", "must be from 400 to 599, got %d", b.FailureStatus)
+		}
+		if b.BodyBytes < 0 {
+			k.add(p+".body_bytes", "must not be negative, got %s", quote(b.BodyBytes.String()))
+		}
+	}
+}
+
+func (k *checker) hasScript(name string) bool {
+	for _, s := range k.c.Scripts {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *checker) scriptNames() string {
+	var names []string
+	for _, s := range k.c.Scripts {
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return "none are configured"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (k *checker) add(path, format string, args ...any) {

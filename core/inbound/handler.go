@@ -3,6 +3,7 @@ package inbound
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/core/proxy"
+	"github.com/gatehouse/gatehouse/sdk"
 )
 
 type ctxKey struct{}
@@ -84,6 +86,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.RemoteAddr = r.RemoteAddr
 	req.TLS = r.TLS != nil || h.tls
+	req.TLSInfo = nil
+	if cs := r.TLS; cs != nil {
+		req.TLSInfo = &sdk.TLSInfo{Version: tls.VersionName(cs.Version), ServerName: cs.ServerName,
+			CipherSuite: tls.CipherSuiteName(cs.CipherSuite), ALPN: cs.NegotiatedProtocol}
+		if len(cs.PeerCertificates) > 0 {
+			req.TLSInfo.PeerSubject = cs.PeerCertificates[0].Subject.String()
+		}
+	}
 	req.Ctx = r.Context()
 	req.TrustForwarded = h.trustForwarded
 	req.Listener = h.name

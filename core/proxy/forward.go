@@ -39,7 +39,7 @@ var (
 // streams the response back, retrying failed attempts when that is safe,
 // there is time left and the service's retry budget allows.
 func (st *reqState) forward() {
-	req, svc := st.req, st.route.Service
+	req, svc := st.req, st.svc
 	upgrade := stripHopByHop(req.Header)
 	if req.ProtoMajor != 1 || req.Body != nil && req.ContentLength != 0 {
 		upgrade = "" // only bodiless HTTP/1.1 requests may switch protocols
@@ -137,7 +137,7 @@ func (st *reqState) replayBody() bool {
 // backoff waits the jittered backoff before attempt+1, if it fits in the
 // time left; it gives up when the client goes away.
 func (st *reqState) backoff(attempt int) bool {
-	svc := st.route.Service
+	svc := st.svc
 	d := svc.Retry.Backoff(attempt, nil)
 	if time.Until(st.deadline)-d < svc.MinAttemptTime {
 		return false
@@ -210,7 +210,7 @@ func (x *exchange) retrySafe(hasBody bool) bool {
 func (x *exchange) run(fresh bool) attempt {
 	st, req := x.st, x.st.req
 	m := &st.m
-	svc := st.route.Service
+	svc := st.svc
 	x.ep.InFlight.Add(1)
 	defer x.ep.InFlight.Add(-1)
 	began := time.Now()
@@ -354,7 +354,7 @@ func (x *exchange) writeHead(hasBody bool) error {
 	st, req := x.st, x.st.req
 	bw := x.c.BW
 	path := req.Path
-	if p := st.route.StripPrefix; p != "" {
+	if p := st.route.StripPrefix; p != "" && !st.rewrote {
 		path = strings.TrimPrefix(path, p)
 		if path == "" || path[0] != '/' {
 			path = "/" + path
@@ -427,7 +427,7 @@ func (x *exchange) readHead(headerTimeout time.Duration, uploading bool) (*http.
 	}
 	// Bound the head (informational responses included); what the reader
 	// buffered of the body beyond it comes within one buffer's size.
-	x.c.ReadLimit = x.c.NRead + int64(x.c.BR.Buffered()) + st.route.Service.Limits.MaxHeaderBytes + int64(x.c.BR.Size())
+	x.c.ReadLimit = x.c.NRead + int64(x.c.BR.Buffered()) + st.svc.Limits.MaxHeaderBytes + int64(x.c.BR.Size())
 	defer func() { x.c.ReadLimit = 0 }()
 	for {
 		resp, err := http.ReadResponse(x.c.BR, codecReq)
@@ -476,7 +476,7 @@ func (x *exchange) uploaded() {
 // the body was read to its end (the connection may then be reused).
 func (x *exchange) respond() bool {
 	st, resp := x.st, x.resp
-	svc := st.route.Service
+	svc := st.svc
 	stripHopByHop(resp.Header)
 	h := st.cs.Header()
 	for k, vv := range resp.Header {
@@ -490,6 +490,7 @@ func (x *exchange) respond() bool {
 		h["Trailer"] = names
 	}
 	h["X-Request-Id"] = []string{st.req.ID}
+	st.respondHooks(resp.StatusCode, h)
 	st.cs.WriteHeader(resp.StatusCode)
 	st.responded = true
 	st.rec.Status = resp.StatusCode
@@ -545,7 +546,7 @@ func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim Up
 		if nr > 0 {
 			if n+int64(nr) > lim.MaxResponseBytes {
 				st.fail(failure.New(failure.UpstreamBodyTooLarge, "service %q endpoint %s: response body over limits.upstream.max_response_bytes = %d",
-					st.route.Service.Name, addr, lim.MaxResponseBytes))
+					st.svc.Name, addr, lim.MaxResponseBytes))
 				return false
 			}
 			now := time.Now()
@@ -580,9 +581,9 @@ func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim Up
 			case isTimeout(er) && hard:
 				st.fail(failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded during the response body", st.route.Name, st.route.Limits.Deadline))
 			case isTimeout(er):
-				st.fail(failure.New(failure.UpstreamTooSlow, "service %q endpoint %s: response body slower than limits.upstream.body_min_rate = %d B/s", st.route.Service.Name, addr, lim.Body.rate))
+				st.fail(failure.New(failure.UpstreamTooSlow, "service %q endpoint %s: response body slower than limits.upstream.body_min_rate = %d B/s", st.svc.Name, addr, lim.Body.rate))
 			default:
-				st.fail(failure.Wrap(failure.UpstreamReset, er, "service %q endpoint %s: response body cut", st.route.Service.Name, addr))
+				st.fail(failure.Wrap(failure.UpstreamReset, er, "service %q endpoint %s: response body cut", st.svc.Name, addr))
 			}
 			return false
 		}
@@ -741,7 +742,7 @@ func (x *exchange) preferUpload() *failure.Error {
 // headErr classifies a failure to read the response head.
 func (x *exchange) headErr(err error) *failure.Error {
 	st := x.st
-	svc := st.route.Service
+	svc := st.svc
 	switch {
 	case st.gone():
 		return failure.Wrap(failure.ClientGone, err, "client went away waiting for %s", x.ep.Addr)
@@ -769,7 +770,7 @@ func (x *exchange) upstreamErr(err error, doing string) *failure.Error {
 	if isTimeout(err) {
 		return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded %s", st.route.Name, st.route.Limits.Deadline, doing)
 	}
-	return failure.Wrap(failure.UpstreamReset, err, "service %q endpoint %s: %s", st.route.Service.Name, x.ep.Addr, doing)
+	return failure.Wrap(failure.UpstreamReset, err, "service %q endpoint %s: %s", st.svc.Name, x.ep.Addr, doing)
 }
 
 func isTimeout(err error) bool {

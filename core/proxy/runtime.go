@@ -11,10 +11,13 @@ import (
 
 	"github.com/gatehouse/gatehouse/core/balance"
 	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/pool"
 	"github.com/gatehouse/gatehouse/core/retry"
 	"github.com/gatehouse/gatehouse/core/route"
+	"github.com/gatehouse/gatehouse/sdk"
+	"github.com/rs/zerolog"
 )
 
 // Shared is what outlives configuration versions: the global in-flight
@@ -26,6 +29,13 @@ type Shared struct {
 	// Observers receive every finished request, in order, synchronously:
 	// they must be fast and must not block (see Record).
 	Observers []Observer
+	// Log receives the core's own events (hook failures).
+	Log zerolog.Logger
+	// Scripts resolves a binding's script name to its versions (the
+	// gateway keeps the script hosts); nil when no scripts are configured.
+	Scripts func(name string) hook.Source
+	// HookObservers runs observe hooks after requests; nil until first needed.
+	HookObservers *hook.Observers
 
 	inflight  atomic.Int64
 	passports passport.Pool
@@ -59,6 +69,8 @@ type Route struct {
 	Service     *Service
 	StripPrefix string
 	Limits      RequestLimits
+	// Hooks are the route's bindings, global ones first; nil without hooks.
+	Hooks *hook.Chain
 }
 
 // RequestLimits are a route's request bounds, in Go units.
@@ -173,8 +185,12 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		}
 		rt.services[sc.Name] = svc
 	}
+	global, err := buildBindings(cfg, "hooks", cfg.Hooks, shared)
+	if err != nil {
+		return nil, err
+	}
 	specs := make([]route.Spec[*Route], 0, len(cfg.Routes))
-	for _, rc := range cfg.Routes {
+	for ri, rc := range cfg.Routes {
 		rl := rc.Limits.Request
 		r := &Route{
 			Name:    rc.Name,
@@ -193,11 +209,66 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		if rc.StripPrefix && rc.Match.PathPrefix != "/" {
 			r.StripPrefix = rc.Match.PathPrefix
 		}
+		own, err := buildBindings(cfg, fmt.Sprintf("routes[%d].hooks", ri), rc.Hooks, shared)
+		if err != nil {
+			return nil, err
+		}
+		if bs := append(append([]*hook.Binding(nil), global...), own...); len(bs) > 0 {
+			r.Hooks = &hook.Chain{Bindings: bs, Log: shared.Log}
+			if shared.HookObservers == nil {
+				shared.HookObservers = hook.NewObservers(1024)
+			}
+		}
 		specs = append(specs, route.Spec[*Route]{Name: rc.Name, Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix,
 			Methods: rc.Match.Methods, Target: r})
 	}
 	rt.routes = route.NewTable(specs)
 	return rt, nil
+}
+
+// buildBindings compiles hook bindings; scripts come from shared.Scripts,
+// compiled-in Go hooks from the hook registry.
+func buildBindings(cfg *config.Config, path string, bs []config.HookBinding, shared *Shared) ([]*hook.Binding, error) {
+	out := make([]*hook.Binding, 0, len(bs))
+	for i, b := range bs {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		hb := &hook.Binding{Budget: b.Budget.Std(), MaxConcurrent: int64(b.MaxConcurrent), BodyBytes: int64(b.BodyBytes),
+			AllowHost: b.AllowHost, Policy: hook.Policy{Open: b.OnFailure == "open", Status: b.FailureStatus}}
+		for _, ph := range b.Phases {
+			phase, err := sdk.ParsePhase(ph)
+			if err != nil {
+				return nil, configError(cfg, p+".phases", err)
+			}
+			hb.Phases = hb.Phases.With(phase)
+		}
+		switch {
+		case b.Go != "":
+			impl, err := hook.NewGo(b.Go, b.Config)
+			if err != nil {
+				return nil, configError(cfg, p+".go", err)
+			}
+			hb.Name = b.Go
+			hb.Source = hook.Static{V: hook.NewVersion(b.Go, impl, "go")}
+		default:
+			var src hook.Source
+			if shared.Scripts != nil {
+				src = shared.Scripts(b.Script)
+			}
+			if src == nil {
+				return nil, configError(cfg, p+".script", fmt.Errorf("script %q is not loaded", b.Script))
+			}
+			hb.Name, hb.Source = b.Script, src
+		}
+		out = append(out, hb)
+	}
+	return out, nil
+}
+
+func configError(cfg *config.Config, path string, err error) error {
+	if ce := cfg.ErrorAt(path, err.Error()); ce != nil {
+		return config.Errors{ce}
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // Activate makes rt the live runtime for pool bookkeeping: pools that no

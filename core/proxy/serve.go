@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,8 +12,10 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/machine"
 	"github.com/gatehouse/gatehouse/core/passport"
+	"github.com/gatehouse/gatehouse/sdk"
 )
 
 // reqState is the per-request working set, pooled.
@@ -22,7 +26,17 @@ type reqState struct {
 	req      *Request
 	cs       ClientSide
 	route    *Route
+	svc      *Service // the route's service, or the one a route hook chose
 	deadline time.Time
+
+	// Hooks: the versions this request runs with, its view, and what the
+	// shape and route phases decided. rejected is the hook's answer.
+	snap     hook.Snapshot
+	view     sdk.Request
+	shaping  hook.Shaping
+	routing  hook.Routing
+	rejected *sdk.Reject
+	rewrote  bool // a route hook rewrote the path
 	// responded is true once the response head went to the client: from then
 	// on a failure can only cut the response short.
 	responded bool
@@ -51,9 +65,9 @@ func (st *reqState) keep(p []byte, n int64) {
 	if st.req.Body == &st.replayReader {
 		return // replaying the kept copy
 	}
-	max := st.route.Service.ReplayBodyBytes
+	max := st.svc.ReplayBodyBytes
 	if n == int64(len(p)) { // the first piece of this body
-		st.replay, st.replayOK = st.replay[:0], st.route.Service.Retry.MaxAttempts > 1
+		st.replay, st.replayOK = st.replay[:0], st.svc.Retry.MaxAttempts > 1
 	}
 	if !st.replayOK {
 		return
@@ -121,7 +135,7 @@ func (st *reqState) serve() {
 		return
 	}
 	r := rule.Target
-	st.route = r
+	st.route, st.svc = r, r.Service
 	st.rec.Route, st.rec.Service = r.Name, r.Service.Name
 	st.deadline = req.Start.Add(r.Limits.Deadline)
 	// A client may tighten the deadline, never loosen it.
@@ -133,11 +147,132 @@ func (st *reqState) serve() {
 			r.Name, req.ContentLength, r.Limits.MaxBodyBytes))
 		return
 	}
+	chain := r.Hooks
+	if chain != nil {
+		chain.Begin(&st.snap)
+		st.buildView()
+		if n := chain.BodyBytes(); n > 0 && req.Body != nil && req.ContentLength != 0 {
+			if err := st.peekBody(n); err != nil {
+				st.fail(err)
+				return
+			}
+		}
+		if vd := chain.Validate(req.Ctx, &st.snap, &st.m, &st.view, st.deadline); vd != nil {
+			st.reject(vd)
+			return
+		}
+	}
 	st.m.To(passport.Validated)
+	if chain != nil {
+		if vd := chain.Shape(req.Ctx, &st.snap, &st.m, &st.view, st.deadline, &st.shaping); vd != nil {
+			st.reject(vd)
+			return
+		}
+	}
 	st.m.To(passport.Shaped)
 	st.m.To(passport.Admitted)
+	if chain != nil {
+		env := hook.RouteEnv{ServiceExists: rt.serviceExists, Timeout: time.Until(st.deadline)}
+		if vd := chain.Route(req.Ctx, &st.snap, &st.m, &st.view, st.deadline, env, &st.routing); vd != nil {
+			st.reject(vd)
+			return
+		}
+		st.applyRouting()
+	}
 	st.m.To(passport.Routed)
 	st.forward()
+}
+
+func (rt *Runtime) serviceExists(name string) bool { return rt.services[name] != nil }
+
+// buildView fills the hooks' view of the request. Header is the request's
+// own map: hooks read it and must not change it (decisions carry edits).
+func (st *reqState) buildView() {
+	req := st.req
+	scheme := "http"
+	if req.TLS {
+		scheme = "https"
+	}
+	st.view = sdk.Request{ID: req.ID, Method: req.Method, Scheme: scheme, Host: req.Host, Path: req.Path,
+		RawQuery: req.RawQuery, Header: sdk.Header(req.Header), ClientIP: clientIP(req.RemoteAddr),
+		TLS: req.TLSInfo, Route: st.route.Name, Service: st.svc.Name}
+}
+
+// peekBody reads up to n bytes of the request body for the hooks; the
+// upload later sends those bytes and the rest.
+func (st *reqState) peekBody(n int64) *failure.Error {
+	req := st.req
+	buf := make([]byte, 0, min(n, 64<<10))
+	st.cs.SetReadDeadline(st.deadline)
+	b, err := io.ReadAll(io.LimitReader(req.Body, n+1))
+	buf = append(buf, b...)
+	if err != nil {
+		if isTimeout(err) {
+			return failure.New(failure.DeadlineExceeded, "route %q: deadline exceeded reading the body for hooks", st.route.Name)
+		}
+		return failure.Wrap(failure.ClientGone, err, "client went away during the request body")
+	}
+	if int64(len(buf)) > n {
+		st.view.Body, st.view.BodyTruncated = buf[:n], true
+		req.Body = io.MultiReader(bytes.NewReader(buf), req.Body)
+		return nil
+	}
+	st.view.Body = buf
+	st.cs.SetReadDeadline(time.Time{})
+	req.Body = bytes.NewReader(buf)
+	req.ContentLength = int64(len(buf))
+	return nil
+}
+
+// reject answers with a hook's verdict.
+func (st *reqState) reject(vd *hook.Verdict) {
+	st.rejected = vd.Reject
+	if vd.Failure != nil {
+		st.fail(&failure.Error{Kind: failure.HookFailed, Status: vd.Reject.Status, Err: vd.Failure})
+		return
+	}
+	st.fail(&failure.Error{Kind: failure.Rejected, Status: vd.Reject.Status, Msg: "rejected by a hook"})
+}
+
+// applyRouting applies what the route hooks decided.
+func (st *reqState) applyRouting() {
+	d := &st.routing
+	if d.Service != "" && d.Service != st.svc.Name {
+		st.svc = st.rt.services[d.Service]
+		st.rec.Service = st.svc.Name
+	}
+	if d.Path != "" {
+		st.req.Path, st.rewrote = d.Path, true
+	}
+	h := st.req.Header
+	for _, k := range d.RemoveHeader {
+		h.Del(k)
+	}
+	for k, v := range d.SetHeader {
+		h.Set(k, v)
+	}
+	if d.Timeout > 0 {
+		if dl := time.Now().Add(d.Timeout); dl.Before(st.deadline) {
+			st.deadline = dl
+		}
+	}
+}
+
+// respondHooks runs the respond phase on the response head about to be sent.
+func (st *reqState) respondHooks(status int, h http.Header) {
+	chain := st.route.Hooks
+	if chain == nil || !chain.Has(&st.snap, sdk.PhaseRespond) {
+		return
+	}
+	resp := sdk.Response{Status: status, Header: sdk.Header(h)}
+	chain.Respond(st.req.Ctx, &st.snap, &st.m, &st.view, &resp, st.deadline, func(set map[string]string, remove []string) {
+		for _, k := range remove {
+			h.Del(k)
+		}
+		for k, v := range set {
+			h.Set(k, v)
+		}
+	})
 }
 
 // fail ends the request with err: an error response when nothing was sent
@@ -162,6 +297,14 @@ func (st *reqState) fail(err *failure.Error) {
 		h["Connection"] = []string{"close"}
 	}
 	body := strconv.Itoa(status) + " " + http.StatusText(status) + "\noutcome: " + err.Kind.String() + "\nrequest-id: " + st.req.ID + "\n"
+	if rj := st.rejected; rj != nil {
+		for k, v := range rj.Header {
+			h.Set(k, v)
+		}
+		if rj.Body != "" {
+			body = rj.Body
+		}
+	}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	st.cs.WriteHeader(status)
 	st.cs.Write([]byte(body))
@@ -189,6 +332,14 @@ func (st *reqState) finish() {
 	rec.Passport = st.m.P
 	for _, o := range st.rt.shared.Observers {
 		o.Observe(rec)
+	}
+	if st.route != nil && st.route.Hooks != nil && st.route.Hooks.Has(&st.snap, sdk.PhaseObserve) {
+		view := st.view
+		view.Header = sdk.Header(http.Header(st.view.Header).Clone())
+		view.Labels = maps.Clone(st.view.Labels)
+		view.Body = nil
+		st.rt.shared.HookObservers.Enqueue(st.route.Hooks, &st.snap, &sdk.Observation{Request: &view, Status: rec.Status,
+			Outcome: rec.Outcome.String(), Total: st.m.P.Total(), Overhead: st.m.P.Overhead(), Passport: st.m.P.String()})
 	}
 }
 
@@ -219,7 +370,8 @@ func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.
 func (st *reqState) reset() {
 	st.m = machineZero
 	st.rec = Record{}
-	st.rt, st.req, st.cs, st.route, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil
+	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
+	st.view, st.shaping, st.routing, st.rejected, st.rewrote = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false
 	st.deadline, st.responded = time.Time{}, false
 	st.selfStopped.Store(false)
 	st.clientGone.Store(false)

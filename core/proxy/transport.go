@@ -24,7 +24,7 @@ import (
 // httptrace callbacks recorded as offsets and stamped afterwards (callbacks
 // run on the transport's goroutines; only this goroutine writes the passport).
 func (st *reqState) forwardTransport(_ string) {
-	req, svc := st.req, st.route.Service
+	req, svc := st.req, st.svc
 	m := &st.m
 	ep := svc.Balancer.Pick(nil)
 	if ep == nil {
@@ -54,7 +54,7 @@ func (st *reqState) forwardTransport(_ string) {
 		scheme = "https"
 	}
 	path := req.Path
-	if pfx := st.route.StripPrefix; pfx != "" {
+	if pfx := st.route.StripPrefix; pfx != "" && !st.rewrote {
 		path = strings.TrimPrefix(path, pfx)
 		if path == "" || path[0] != '/' {
 			path = "/" + path
@@ -133,6 +133,7 @@ func (st *reqState) forwardTransport(_ string) {
 		h["Trailer"] = names
 	}
 	h["X-Request-Id"] = []string{req.ID}
+	st.respondHooks(resp.StatusCode, h)
 	st.cs.WriteHeader(resp.StatusCode)
 	st.responded = true
 	st.rec.Status = resp.StatusCode
@@ -160,7 +161,7 @@ func (st *reqState) forwardTransport(_ string) {
 }
 
 func (st *reqState) transportErr(err error, addr string, headerTimedOut bool) *failure.Error {
-	svc := st.route.Service
+	svc := st.svc
 	switch {
 	case st.gone():
 		return failure.Wrap(failure.ClientGone, err, "client went away")

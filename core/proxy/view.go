@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse/gatehouse/sdk"
 )
 
 // Request is the core's view of an inbound request. The adapter fills it;
@@ -27,8 +29,9 @@ type Request struct {
 	Body io.Reader
 	// RemoteAddr is the client's ip:port.
 	RemoteAddr string
-	// TLS is true on HTTPS listeners.
-	TLS bool
+	// TLS is true on HTTPS listeners; TLSInfo describes the connection for hooks.
+	TLS     bool
+	TLSInfo *sdk.TLSInfo
 	// Ctx ends when the client goes away.
 	Ctx context.Context
 	// Start is when the request's first byte arrived.

@@ -49,6 +49,7 @@ func run(out io.Writer) error {
 		return err // a bad configuration lists every error with its key path
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ctx) }()
 

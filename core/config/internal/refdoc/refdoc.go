@@ -46,10 +46,13 @@ func Generate(src []byte) ([]byte, error) {
 	}
 	def := config.Default()
 	g.roots = map[string]reflect.Value{
-		"":            reflect.ValueOf(def).Elem(),
-		"listeners[]": reflect.ValueOf(config.Listener{}),
-		"services[]":  reflect.ValueOf(def.NewService("")),
-		"routes[]":    reflect.ValueOf(def.NewRoute("", "")),
+		"":                 reflect.ValueOf(def).Elem(),
+		"listeners[]":      reflect.ValueOf(config.Listener{}),
+		"services[]":       reflect.ValueOf(def.NewService("")),
+		"routes[]":         reflect.ValueOf(def.NewRoute("", "")),
+		"routes[].hooks[]": reflect.ValueOf(config.NewHookBinding()),
+		"hooks[]":          reflect.ValueOf(config.NewHookBinding()),
+		"scripts[]":        reflect.ValueOf(config.NewScript("", "")),
 	}
 
 	b := &g.out

@@ -1,0 +1,88 @@
+package gatehouse
+
+import (
+	"fmt"
+	"reflect"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/hook"
+	"github.com/gatehouse/gatehouse/scripts"
+)
+
+// scriptHost serves a configured script to hook bindings: a hook.Source
+// whose version follows the script host's hot reloads.
+type scriptHost struct {
+	cfg  config.Script
+	host *scripts.Host
+	cur  atomic.Pointer[hook.Version]
+}
+
+func (s *scriptHost) Current() *hook.Version { return s.cur.Load() }
+
+// ScriptOptions are the options a configured script runs with.
+func ScriptOptions(sc config.Script, lg zerolog.Logger) scripts.Options {
+	o := scripts.DefaultOptions()
+	o.Config = sc.Config
+	o.PoolSize = sc.Runtimes
+	o.Logger = lg.With().Str("script", sc.Name).Logger()
+	return o
+}
+
+// openScripts returns a host per configured script: the running one when its
+// settings did not change, a new one otherwise. A script that does not
+// compile (or fails its own cases) refuses the whole configuration; the new
+// hosts opened so far are closed again.
+func (g *Gateway) openScripts(c *Config) (map[string]*scriptHost, error) {
+	out := make(map[string]*scriptHost, len(c.Scripts))
+	var opened []*scriptHost
+	for i, sc := range c.Scripts {
+		if old := g.scripts[sc.Name]; old != nil && reflect.DeepEqual(old.cfg, sc) {
+			out[sc.Name] = old
+			continue
+		}
+		sh := &scriptHost{cfg: sc}
+		host, err := scripts.Watch(g.ctx, sc.File, ScriptOptions(sc, g.log),
+			func(_, next *scripts.Script) { sh.cur.Store(hook.NewVersion(sc.Name, next, next.ID())) },
+			func(err error) {
+				g.log.Error().Str("script", sc.Name).Err(err).Msg("script version refused; the previous version keeps serving")
+			})
+		if err != nil {
+			for _, o := range opened {
+				o.host.Close()
+			}
+			path := fmt.Sprintf("scripts[%d].file", i)
+			if ce := c.ErrorAt(path, err.Error()); ce != nil {
+				return nil, config.Errors{ce}
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		sh.host = host
+		if cur := host.Current(); cur != nil {
+			sh.cur.Store(hook.NewVersion(sc.Name, cur, cur.ID()))
+		}
+		out[sc.Name] = sh
+		opened = append(opened, sh)
+	}
+	return out, nil
+}
+
+// closeScripts closes the hosts of old that next does not use.
+func closeScripts(old, next map[string]*scriptHost) {
+	for name, sh := range old {
+		if next[name] != sh {
+			sh.host.Close()
+		}
+	}
+}
+
+func scriptSource(m map[string]*scriptHost) func(string) hook.Source {
+	return func(name string) hook.Source {
+		if sh := m[name]; sh != nil {
+			return sh
+		}
+		return nil
+	}
+}
