@@ -319,8 +319,9 @@ func (g *Gateway) Reload(cfg Config) error {
 	if c.Admin != g.cfg.Admin {
 		g.log.Warn().Msg("admin listener settings change on restart only; keeping the running admin listener")
 	}
-	g.rt.Store(rt)
+	old := g.rt.Swap(rt)
 	rt.Activate()
+	old.Retire()
 	closeScripts(g.scripts, hosts)
 	g.scripts = hosts
 	for addr, l := range g.listeners {
@@ -409,6 +410,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() { close(g.stop) })
 	g.bg.Wait()
 	g.current().CloseIdle(true)
+	g.current().Retire()
 	g.mu.Lock()
 	closeScripts(g.scripts, nil)
 	g.scripts = nil

@@ -22,6 +22,8 @@ routes: [{name: app, service: app}]
 services:
   - name: app
     endpoints: ["{{A}}", "{{B}}"]
+    balancer: round_robin     # these tests are about retries: every endpoint keeps its turn
+    outlier: {enabled: false}
 `
 
 func TestRetryBudgetBoundsAnOutage(t *testing.T) {

@@ -27,13 +27,16 @@ func exampleWant() *Config {
 	c.Limits.Upstream.ConnectTimeout = sec / 2
 	c.Limits.Upstream.HeaderTimeout = 5 * sec
 
+	def := c.NewService("")
 	users := c.Limits.Upstream
 	users.HeaderTimeout = 2 * sec
 	c.Services = []Service{
 		{Name: "users", Endpoints: []string{"127.0.0.1:9001", "127.0.0.1:9002"}, Balancer: "round_robin",
-			Protocol: "http1", Limits: ServiceLimits{Upstream: users}, Retry: DefaultRetry()},
-		{Name: "orders", Endpoints: []string{"127.0.0.1:9003"}, Balancer: "round_robin",
-			Protocol: "http1", Limits: ServiceLimits{Upstream: c.Limits.Upstream}, Retry: DefaultRetry()},
+			Protocol: "http1", Limits: ServiceLimits{Upstream: users}, Retry: DefaultRetry(),
+			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck},
+		{Name: "orders", Endpoints: []string{"127.0.0.1:9003"}, Balancer: "p2c_ewma",
+			Protocol: "http1", Limits: ServiceLimits{Upstream: c.Limits.Upstream}, Retry: DefaultRetry(),
+			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck},
 	}
 	usersAPI := c.Limits.Request
 	usersAPI.Deadline = 3 * sec
@@ -139,7 +142,7 @@ func TestInheritance(t *testing.T) {
 		{"service max_idle from global in file", c.Services[0].Limits.Upstream.MaxIdlePerEndpoint, 8},
 		{"service header_timeout from default", c.Services[0].Limits.Upstream.HeaderTimeout, 15 * sec},
 		{"global connect_timeout untouched by service", c.Limits.Upstream.ConnectTimeout, 2 * sec},
-		{"service balancer default", c.Services[0].Balancer, "round_robin"},
+		{"service balancer default", c.Services[0].Balancer, "p2c_ewma"},
 		{"service protocol default", c.Services[0].Protocol, "http1"},
 		{"route path_prefix default", c.Routes[1].Match.PathPrefix, "/"},
 	}
@@ -176,8 +179,8 @@ func TestValidateBuiltInGo(t *testing.T) {
 	}
 	c := Default()
 	c.Listeners = []Listener{{Name: "l", Address: ":8080"}}
-	c.Services = []Service{{Name: "s", Endpoints: []string{"10.0.0.1:80"}, Protocol: "http1", Balancer: "p2c"}}
-	c.Services[0].Limits.Upstream = c.Limits.Upstream
+	c.Services = []Service{c.NewService("s", "10.0.0.1:80")}
+	c.Services[0].Retry = Retry{}
 	c.Services[0].Limits.Upstream.IdleTimeout = 0
 	c.Routes = []Route{{Name: "r", Service: "s"}} // a literal: every request bound is zero
 	c.Limits.Server.MaxRequests = -1

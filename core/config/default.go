@@ -51,10 +51,17 @@ func (c *Config) NewService(name string, endpoints ...string) Service {
 	return Service{
 		Name:      name,
 		Endpoints: endpoints,
-		Balancer:  "round_robin",
-		Protocol:  "http1",
-		Limits:    ServiceLimits{Upstream: c.Limits.Upstream},
-		Retry:     DefaultRetry(),
+		Balancer:  "p2c_ewma",
+		Balancing: Balancing{LatencyTau: Duration(10 * time.Second), FailureTau: Duration(time.Minute),
+			FailurePenalty: Duration(time.Second), ProbeInterval: Duration(time.Second)},
+		Outlier: Outlier{Enabled: true, ConsecutiveFailures: 5, MinSuccessPercent: 50, MinRequests: 20,
+			Window: Duration(10 * time.Second), BaseEjection: Duration(10 * time.Second), MaxEjection: Duration(5 * time.Minute),
+			JitterPercent: 25, MaxEjectedPercent: 50, ProbeTimeout: Duration(30 * time.Second)},
+		HealthCheck: HealthCheck{Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second),
+			Healthy: 2, Unhealthy: 3},
+		Protocol: "http1",
+		Limits:   ServiceLimits{Upstream: c.Limits.Upstream},
+		Retry:    DefaultRetry(),
 	}
 }
 

@@ -164,8 +164,19 @@ type Service struct {
 	Name string `yaml:"name"`
 	// Endpoints are host:port addresses. At least one.
 	Endpoints []string `yaml:"endpoints"`
-	// Balancer picks an endpoint per request, by name. Default "round_robin".
+	// Balancer picks an endpoint per request, by name: p2c_ewma (default:
+	// two random choices on peak-EWMA latency × in-flight), least_in_flight
+	// (with a failure-rate EWMA) or round_robin (smooth weighted).
 	Balancer string `yaml:"balancer"`
+	// SlowStart ramps an endpoint added by a reload from 10% to its full
+	// share over this time. Absent: off.
+	SlowStart *Duration `yaml:"slow_start"`
+	// Balancing tunes the balancers' moving averages.
+	Balancing Balancing `yaml:"balancing"`
+	// Outlier configures passive outlier ejection (on by default).
+	Outlier Outlier `yaml:"outlier"`
+	// HealthCheck configures active health checks (off by default).
+	HealthCheck HealthCheck `yaml:"health_check"`
 	// Protocol towards the endpoints: "http1" (default, the gateway's own pool),
 	// "h2c" (cleartext HTTP/2) or "h2" (HTTP/2 over TLS).
 	Protocol string `yaml:"protocol"`
@@ -206,6 +217,66 @@ type Retry struct {
 	// start; with less, the request fails at once (outcome
 	// deadline_too_short, 504). Default 5ms.
 	MinAttemptTime Duration `yaml:"min_attempt_time"`
+}
+
+// Balancing tunes the balancers' moving averages.
+type Balancing struct {
+	// LatencyTau is the time constant of each endpoint's peak-EWMA latency. Default 10s.
+	LatencyTau Duration `yaml:"latency_tau"`
+	// FailureTau is the time constant of each endpoint's failure rate. Default 60s.
+	FailureTau Duration `yaml:"failure_tau"`
+	// FailurePenalty is the least latency a failed attempt counts as, so a
+	// fast-failing endpoint does not look fast. Default 1s.
+	FailurePenalty Duration `yaml:"failure_penalty"`
+	// ProbeInterval (least_in_flight): an idle endpoint not picked for this
+	// long gets the next request, so that its recovery is noticed. Default 1s.
+	ProbeInterval Duration `yaml:"probe_interval"`
+}
+
+// Outlier configures passive outlier ejection: an endpoint whose attempts
+// fail is taken out for a jittered, doubling time, then sent one probe;
+// never more than MaxEjectedPercent of the endpoints, never the last one.
+type Outlier struct {
+	// Enabled turns ejection on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// ConsecutiveFailures ejects after this many failed attempts in a row. Default 5.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// MinSuccessPercent ejects an endpoint whose success rate over the
+	// window falls below it (1..100). Default 50.
+	MinSuccessPercent int `yaml:"min_success_percent"`
+	// MinRequests is the least number of attempts the success rate is judged on. Default 20.
+	MinRequests int `yaml:"min_requests"`
+	// Window is the success-rate window. Default 10s.
+	Window Duration `yaml:"window"`
+	// BaseEjection is the first ejection's length; each further one doubles it. Default 10s.
+	BaseEjection Duration `yaml:"base_ejection"`
+	// MaxEjection caps an ejection's length. Default 5m.
+	MaxEjection Duration `yaml:"max_ejection"`
+	// JitterPercent is the share of an ejection removed at random (1..99). Default 25.
+	JitterPercent int `yaml:"jitter_percent"`
+	// MaxEjectedPercent is the most endpoints ejected at once (1..100). Default 50.
+	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// ProbeTimeout is how long a returning endpoint's probe may go
+	// unanswered before another request may probe it. Default 30s.
+	ProbeTimeout Duration `yaml:"probe_timeout"`
+}
+
+// HealthCheck configures active health checks: GET Path on every endpoint
+// every Interval; an endpoint that fails Unhealthy checks in a row is
+// skipped until it passes Healthy in a row (when all are down, all are used).
+type HealthCheck struct {
+	// Enabled turns active checks on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Path is checked with GET; a 2xx passes. Default "/healthz".
+	Path string `yaml:"path"`
+	// Interval is the time between checks of an endpoint. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one check. Default 1s.
+	Timeout Duration `yaml:"timeout"`
+	// Healthy is the number of passing checks in a row that mark an endpoint up. Default 2.
+	Healthy int `yaml:"healthy"`
+	// Unhealthy is the number of failing checks in a row that mark it down. Default 3.
+	Unhealthy int `yaml:"unhealthy"`
 }
 
 // ServiceLimits are the bounds a service may override.

@@ -302,6 +302,25 @@ func (k *checker) services() {
 		}
 		k.upstream(p+".limits.upstream", s.Limits.Upstream, &k.c.Limits.Upstream)
 		k.bounds(p+".retry", s.Retry, nil)
+		k.bounds(p+".balancing", s.Balancing, nil)
+		k.bounds(p+".outlier", s.Outlier, nil)
+		k.bounds(p+".health_check", s.HealthCheck, nil)
+		if s.SlowStart != nil && *s.SlowStart <= 0 {
+			k.add(p+".slow_start", "must be a positive duration, got %s", quote(s.SlowStart.String()))
+		}
+		for _, pc := range []struct {
+			key string
+			v   int
+			max int
+		}{{"outlier.min_success_percent", s.Outlier.MinSuccessPercent, 100}, {"outlier.jitter_percent", s.Outlier.JitterPercent, 99},
+			{"outlier.max_ejected_percent", s.Outlier.MaxEjectedPercent, 100}} {
+			if pc.v > pc.max {
+				k.add(p+"."+pc.key, "must be at most %d, got %d", pc.max, pc.v)
+			}
+		}
+		if hc := s.HealthCheck.Path; !strings.HasPrefix(hc, "/") {
+			k.add(p+".health_check.path", "must start with \"/\", got %s", quote(hc))
+		}
 		if r := s.Retry; r.BackoffBase > r.BackoffMax && r.BackoffMax > 0 {
 			k.add(p+".retry.backoff_base", "must not exceed retry.backoff_max (%s), got %s", r.BackoffMax, quote(r.BackoffBase.String()))
 		}

@@ -217,8 +217,9 @@ func (x *exchange) run(fresh bool) attempt {
 
 	c, err := x.pool.Acquire(req.Ctx, st.deadline, fresh)
 	if err != nil {
-		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
 		fe := failure.As(err)
+		gone := fe.Kind == failure.ClientGone
+		svc.Balancer.Done(x.ep, balance.Result{Failed: !gone, Canceled: gone, LatencyNanos: int64(time.Since(began))})
 		return attempt{err: fe, safe: fe.Retryable || fe.Kind == failure.NoEndpoint}
 	}
 	x.c = c
@@ -250,9 +251,13 @@ func (x *exchange) run(fresh bool) attempt {
 	c.SetWriteDeadline(st.deadline)
 	if err := x.writeHead(hasBody); err != nil {
 		if c.Reused && !hasBody && !st.gone() {
+			svc.Balancer.Done(x.ep, balance.Result{Canceled: true})
 			return attempt{stale: true}
 		}
-		return attempt{err: x.upstreamErr(err, "writing the request head"), safe: x.retrySafe(hasBody)}
+		fe := x.upstreamErr(err, "writing the request head")
+		svc.Balancer.Done(x.ep, balance.Result{Failed: fe.Kind != failure.ClientGone, Canceled: fe.Kind == failure.ClientGone,
+			LatencyNanos: int64(time.Since(began))})
+		return attempt{err: fe, safe: x.retrySafe(hasBody)}
 	}
 	m.To(passport.ReqHeadersSent)
 	if hasBody {
@@ -274,14 +279,17 @@ func (x *exchange) run(fresh bool) attempt {
 	if err != nil {
 		if hasBody {
 			if e := x.preferUpload(); e != nil {
+				svc.Balancer.Done(x.ep, balance.Result{Canceled: true}) // the client's doing, not the endpoint's
 				return attempt{err: e}
 			}
 		}
 		if c.Reused && !hasBody && c.NRead == readBefore && !st.gone() && isReset(err) {
+			svc.Balancer.Done(x.ep, balance.Result{Canceled: true})
 			return attempt{stale: true}
 		}
-		svc.Balancer.Done(x.ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
 		fe := x.headErr(err)
+		clientSide := fe.Kind == failure.ClientGone || fe.Kind == failure.DeadlineExceeded
+		svc.Balancer.Done(x.ep, balance.Result{Failed: !clientSide, Canceled: clientSide, LatencyNanos: int64(time.Since(began))})
 		return attempt{err: fe, safe: fe.Kind != failure.ClientGone && fe.Kind != failure.DeadlineExceeded && x.retrySafe(hasBody)}
 	}
 	x.resp = resp

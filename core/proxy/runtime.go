@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/core/balance"
 	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/health"
 	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/pool"
@@ -40,9 +41,13 @@ type Shared struct {
 	inflight  atomic.Int64
 	passports passport.Pool
 
-	mu    sync.Mutex
-	pools map[poolKey]*pool.Pool
+	mu        sync.Mutex
+	pools     map[poolKey]*pool.Pool
+	endpoints map[endpointKey]*balance.Endpoint
+	built     bool // a runtime was built before: endpoints new now slow-start
 }
+
+type endpointKey struct{ service, addr string }
 
 // InFlight returns the number of requests being served.
 func (s *Shared) InFlight() int64 { return s.inflight.Load() }
@@ -56,11 +61,36 @@ type poolKey struct {
 // Runtime is one immutable configuration version. Requests load the current
 // Runtime once and finish on it.
 type Runtime struct {
+	checkers    []*health.Checker
 	shared      *Shared
 	routes      *route.Table[*Route]
 	services    map[string]*Service
 	maxRequests int64
 	pools       map[poolKey]*pool.Pool
+	endpoints   map[endpointKey]*balance.Endpoint
+	// healthChecks start when the runtime is activated.
+	healthChecks []pendingCheck
+}
+
+type pendingCheck struct {
+	eps  []*balance.Endpoint
+	opts health.Options
+	path string
+}
+
+// balanceOptions turns a service's settings into balancer options.
+func balanceOptions(sc *config.Service) balance.Options {
+	o := balance.DefaultOptions()
+	b, ol := sc.Balancing, sc.Outlier
+	o.LatencyTau, o.FailureTau, o.FailurePenalty, o.ProbeInterval = b.LatencyTau.Std(), b.FailureTau.Std(), b.FailurePenalty.Std(), b.ProbeInterval.Std()
+	if sc.SlowStart != nil {
+		o.SlowStart = sc.SlowStart.Std()
+	}
+	o.Outlier = balance.OutlierOptions{Enabled: ol.Enabled, ConsecutiveFailures: ol.ConsecutiveFailures,
+		MinSuccessRate: float64(ol.MinSuccessPercent) / 100, MinRequests: ol.MinRequests, Window: ol.Window.Std(),
+		BaseEjection: ol.BaseEjection.Std(), MaxEjection: ol.MaxEjection.Std(), Jitter: float64(ol.JitterPercent) / 100,
+		MaxEjectedShare: float64(ol.MaxEjectedPercent) / 100, ProbeTimeout: ol.ProbeTimeout.Std()}
+	return o
 }
 
 // Route is a compiled route.
@@ -118,6 +148,7 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		services:    make(map[string]*Service, len(cfg.Services)),
 		maxRequests: int64(cfg.Limits.Server.MaxRequests),
 		pools:       map[poolKey]*pool.Pool{},
+		endpoints:   map[endpointKey]*balance.Endpoint{},
 	}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -144,17 +175,29 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 			MinAttemptTime:  sc.Retry.MinAttemptTime.Std(),
 		}
 		svc.Budget = retry.NewBudget(svc.Retry, nil)
+		// Endpoints outlive reloads, so their latency, failure rate and
+		// ejection state carry over; one that joins on a reload slow-starts.
 		for _, addr := range sc.Endpoints {
-			svc.Endpoints = append(svc.Endpoints, &balance.Endpoint{Addr: addr})
-		}
-		b, err := balance.New(sc.Balancer, svc.Endpoints)
-		if err != nil {
-			if ce := cfg.ErrorAt(fmt.Sprintf("services[%d].balancer", i), err.Error()); ce != nil {
-				return nil, config.Errors{ce}
+			k := endpointKey{sc.Name, addr}
+			ep := shared.endpoints[k]
+			if ep == nil {
+				ep = &balance.Endpoint{Addr: addr}
+				if shared.built {
+					ep.Joined = balance.Now()
+				}
 			}
-			return nil, err
+			svc.Endpoints = append(svc.Endpoints, ep)
+			rt.endpoints[k] = ep
+		}
+		b, err := balance.NewWithOptions(sc.Balancer, svc.Endpoints, balanceOptions(sc))
+		if err != nil {
+			return nil, configError(cfg, fmt.Sprintf("services[%d].balancer", i), err)
 		}
 		svc.Balancer = b
+		if hc := sc.HealthCheck; hc.Enabled {
+			rt.healthChecks = append(rt.healthChecks, pendingCheck{eps: svc.Endpoints, opts: health.Options{Path: hc.Path,
+				Interval: hc.Interval.Std(), Timeout: hc.Timeout.Std(), Healthy: hc.Healthy, Unhealthy: hc.Unhealthy}, path: fmt.Sprintf("services[%d].health_check", i)})
+		}
 		var tlsConf *tls.Config
 		if sc.TLS || sc.Protocol == "h2" {
 			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -283,6 +326,24 @@ func (rt *Runtime) Activate() {
 			delete(s.pools, k)
 		}
 	}
+	s.endpoints = rt.endpoints
+	s.built = true
+	for _, pc := range rt.healthChecks {
+		if c, err := health.New(pc.eps, pc.opts); err == nil {
+			rt.checkers = append(rt.checkers, c)
+		} else {
+			s.Log.Error().Err(err).Str("key", pc.path).Msg("health checks not started")
+		}
+	}
+}
+
+// Retire stops what the runtime runs in the background (health checks)
+// once a newer runtime is active.
+func (rt *Runtime) Retire() {
+	for _, c := range rt.checkers {
+		c.Close()
+	}
+	rt.checkers = nil
 }
 
 // CloseIdle closes idle upstream connections past their idle timeout (all

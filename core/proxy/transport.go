@@ -62,6 +62,7 @@ func (st *reqState) forwardTransport(_ string) {
 	}
 	u, err := url.Parse(scheme + "://" + ep.Addr + path)
 	if err != nil {
+		svc.Balancer.Done(ep, balance.Result{Canceled: true})
 		st.fail(failure.Wrap(failure.Malformed, err, "request path cannot be forwarded"))
 		return
 	}
@@ -98,7 +99,8 @@ func (st *reqState) forwardTransport(_ string) {
 		stampAt(passport.ReqHeadersSent, &headAt, "")
 	}
 	if err != nil {
-		svc.Balancer.Done(ep, balance.Result{Failed: true, LatencyNanos: int64(time.Since(began))})
+		gone := st.gone()
+		svc.Balancer.Done(ep, balance.Result{Failed: !gone, Canceled: gone, LatencyNanos: int64(time.Since(began))})
 		if body != nil {
 			if e := body.failure(); e != nil {
 				st.fail(e)

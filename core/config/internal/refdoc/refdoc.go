@@ -201,6 +201,9 @@ func (g *generator) defaultOf(path string) (string, error) {
 			return "", fmt.Errorf("no field for %s in %s", key, v.Type())
 		}
 	}
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return "—", nil
+	}
 	if s, ok := v.Interface().(fmt.Stringer); ok {
 		return "`" + s.String() + "`", nil
 	}
