@@ -3,6 +3,7 @@
 //	gatehouse run -c gatehouse.yaml [--log-format console]   serve, reload on change or SIGHUP
 //	gatehouse check -c gatehouse.yaml                        validate; every error, non-zero exit
 //	gatehouse demo                                           embedded config and demo backends
+//	gatehouse script test FILE [--cases CASES.yaml]          run a script against example requests
 //	gatehouse version
 package main
 
@@ -30,6 +31,7 @@ func usage(w io.Writer) {
   gatehouse run -c FILE [--log-format json|console]
   gatehouse check -c FILE
   gatehouse demo [--listen ADDR] [--admin ADDR]
+  gatehouse script test FILE [--cases CASES.yaml]
   gatehouse version
 `)
 }
@@ -46,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "script":
+		return cmdScript(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "gatehouse %s (%s)\n", gatehouse.Version, runtime.Version())
 		return 0
@@ -87,6 +91,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*path)
 	if err != nil {
 		printErrors(stderr, err)
+		return 1
+	}
+	if !checkScripts(cfg, stderr) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d services, %d routes)\n", *path, len(cfg.Listeners), len(cfg.Services), len(cfg.Routes))

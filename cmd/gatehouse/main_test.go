@@ -143,3 +143,42 @@ func TestRunReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 		t.Fatalf("exit code %d; logs:\n%s", code, logs.String())
 	}
 }
+
+func TestScriptTestCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"script", "test", "../../examples/scripts/validate.js"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "passed, 0 failed") {
+		t.Fatalf("examples: exit %d out %q err %q", code, out.String(), errb.String())
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.js")
+	os.WriteFile(bad, []byte("exports.validate = function(req) {\n  var x = ;\n};\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"script", "test", bad}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "bad.js:2:11: SyntaxError") {
+		t.Fatalf("syntax error: exit %d err %q", code, errb.String())
+	}
+	// A case that fails makes the command fail, with the difference shown.
+	good := filepath.Join(dir, "auth.js")
+	os.WriteFile(good, []byte(`exports.validate = function(req) { return {reject: {status: 401}}; };`), 0o644)
+	cases := filepath.Join(dir, "cases.yaml")
+	os.WriteFile(cases, []byte("cases:\n  - name: wants 403\n    request: {method: GET, path: /}\n    expect: {validate: {reject: {status: 403}}}\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"script", "test", good, "--cases", cases}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "401") {
+		t.Fatalf("failing case: exit %d out %q err %q", code, out.String(), errb.String())
+	}
+}
+
+func TestCheckCompilesScripts(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.js")
+	os.WriteFile(script, []byte("exports.validate = function(req) {\n  return require('fs');\n};\n"), 0o644)
+	cfg := filepath.Join(dir, "g.yaml")
+	os.WriteFile(cfg, []byte("listeners: [{name: p, address: \"127.0.0.1:8080\"}]\nservices: [{name: s, endpoints: [\"127.0.0.1:9\"]}]\n"+
+		"scripts: [{name: s, file: \""+script+"\"}]\nroutes: [{name: r, service: s, hooks: [{script: s}]}]\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "-c", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "s.js:2:") {
+		t.Fatalf("check with a script that requires fs: exit %d, err %q", code, errb.String())
+	}
+}
