@@ -128,6 +128,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	g.log, g.level = newLevelledLogger(c.Logging, os.Stderr)
 	g.access = NewLogger(c.Logging, os.Stdout)
 	g.metrics = metrics.New(func() float64 { return float64(g.shared.InFlight()) })
+	g.metrics.Registry.MustRegister(metrics.HookCollector{Hooks: g.hookStats, Scripts: g.scriptStats})
 	al := accesslog.New(g.access)
 	g.shared.Observers = []proxy.Observer{g.metrics, proxy.ObserverFunc(func(r *proxy.Record) {
 		if g.accessOn.Load() {
@@ -181,6 +182,36 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 }
 
 func (g *Gateway) current() *proxy.Runtime { return g.rt.Load() }
+
+// hookStats lists the running configuration's hook bindings for /metrics.
+func (g *Gateway) hookStats() []metrics.HookStat {
+	rt := g.current()
+	if rt == nil {
+		return nil
+	}
+	scopes, bs := rt.HookBindings()
+	out := make([]metrics.HookStat, len(bs))
+	for i, b := range bs {
+		v := ""
+		if cur := b.Source.Current(); cur != nil {
+			v = cur.ID
+		}
+		out[i] = metrics.HookStat{Hook: b.Name, Scope: scopes[i], Version: v, Stats: &b.Stats}
+	}
+	return out
+}
+
+// scriptStats lists the script hosts' reloads and refusals for /metrics.
+func (g *Gateway) scriptStats() []metrics.ScriptStat {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]metrics.ScriptStat, 0, len(g.scripts))
+	for name, sh := range g.scripts {
+		st := sh.host.Stats()
+		out = append(out, metrics.ScriptStat{Name: name, Version: st.Version, Reloads: st.Reloads, Refusals: st.Refusals, Missing: st.Missing})
+	}
+	return out
+}
 
 // abandon releases what New opened before it failed.
 func (g *Gateway) abandon() {

@@ -177,6 +177,20 @@ scripts:
 		t.Fatalf("healthy route after the adversarial ones: %v", err)
 	}
 	resp.Body.Close()
+	// Each failure is counted by kind on /metrics.
+	resp, err = c.Get("http://" + h.g.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for hookName, kind := range map[string]string{"spin": "timeout", "throw": "error", "status": "invalid", "service": "invalid", "badtype": "error"} {
+		want := fmt.Sprintf(`gatehouse_hook_failures_total{hook=%q,kind=%q,scope=%q,`, hookName, kind, hookName)
+		i := strings.Index(string(m), want)
+		if i < 0 || !strings.HasPrefix(strings.SplitN(string(m[i:]), "\n", 2)[0][strings.Index(string(m[i:]), "} ")+2:], "1") {
+			t.Errorf("metrics lack %s... 1", want)
+		}
+	}
 }
 
 func TestScriptReloadUnderLoad(t *testing.T) {

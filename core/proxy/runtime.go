@@ -68,6 +68,7 @@ type Runtime struct {
 	maxRequests int64
 	pools       map[poolKey]*pool.Pool
 	endpoints   map[endpointKey]*balance.Endpoint
+	routeList   []*Route
 	// healthChecks start when the runtime is activated.
 	healthChecks []pendingCheck
 }
@@ -100,7 +101,8 @@ type Route struct {
 	StripPrefix string
 	Limits      RequestLimits
 	// Hooks are the route's bindings, global ones first; nil without hooks.
-	Hooks *hook.Chain
+	Hooks       *hook.Chain
+	globalHooks int
 }
 
 // RequestLimits are a route's request bounds, in Go units.
@@ -258,10 +260,12 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		}
 		if bs := append(append([]*hook.Binding(nil), global...), own...); len(bs) > 0 {
 			r.Hooks = &hook.Chain{Bindings: bs, Log: shared.Log}
+			r.globalHooks = len(global)
 			if shared.HookObservers == nil {
 				shared.HookObservers = hook.NewObservers(1024)
 			}
 		}
+		rt.routeList = append(rt.routeList, r)
 		specs = append(specs, route.Spec[*Route]{Name: rc.Name, Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix,
 			Methods: rc.Match.Methods, Target: r})
 	}
@@ -357,6 +361,29 @@ func (rt *Runtime) CloseIdle(all bool) {
 			s.transport.CloseIdleConnections()
 		}
 	}
+}
+
+// HookBindings lists every hook binding of the runtime once, with its scope
+// ("global" or the route's name).
+func (rt *Runtime) HookBindings() (scopes []string, bindings []*hook.Binding) {
+	seen := map[*hook.Binding]bool{}
+	for _, r := range rt.routeList {
+		if r.Hooks == nil {
+			continue
+		}
+		for i, b := range r.Hooks.Bindings {
+			if seen[b] {
+				continue
+			}
+			seen[b] = true
+			scope := r.Name
+			if i < r.globalHooks {
+				scope = "global"
+			}
+			scopes, bindings = append(scopes, scope), append(bindings, b)
+		}
+	}
+	return scopes, bindings
 }
 
 // Services returns the compiled services by name (read-only).

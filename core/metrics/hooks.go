@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse/gatehouse/core/hook"
+)
+
+// HookStat is one binding's counters as the hook collector reads them.
+type HookStat struct {
+	Hook, Scope, Version string
+	Stats                *hook.Stats
+}
+
+// ScriptStat is one script host's reload counters.
+type ScriptStat struct {
+	Name, Version     string
+	Reloads, Refusals uint64
+	Missing           bool
+}
+
+// HookCollector exports hook and script counters, read from the running
+// configuration at scrape time (nothing on the request path).
+type HookCollector struct {
+	Hooks   func() []HookStat
+	Scripts func() []ScriptStat
+}
+
+var (
+	hookCalls    = prometheus.NewDesc("gatehouse_hook_calls_total", "Hook calls, by hook, binding scope and version.", []string{"hook", "scope", "version"}, nil)
+	hookFailures = prometheus.NewDesc("gatehouse_hook_failures_total", "Failed hook calls by kind (error, panic, timeout, invalid, overloaded).", []string{"hook", "scope", "version", "kind"}, nil)
+	hookSeconds  = prometheus.NewDesc("gatehouse_hook_seconds_total", "Time spent in hook calls.", []string{"hook", "scope", "version"}, nil)
+	scriptLoads  = prometheus.NewDesc("gatehouse_script_reloads_total", "Script versions swapped in after the first.", []string{"script"}, nil)
+	scriptRefuse = prometheus.NewDesc("gatehouse_script_refusals_total", "Changed script versions refused (compile error or failing cases).", []string{"script"}, nil)
+	scriptInfo   = prometheus.NewDesc("gatehouse_script_version_info", "The version serving now (1), and whether its file is missing (missing=\"true\").", []string{"script", "version", "missing"}, nil)
+)
+
+// Describe sends the descriptors.
+func (c HookCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{hookCalls, hookFailures, hookSeconds, scriptLoads, scriptRefuse, scriptInfo} {
+		ch <- d
+	}
+}
+
+// Collect reads the counters.
+func (c HookCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.Hooks != nil {
+		for _, h := range c.Hooks() {
+			ch <- prometheus.MustNewConstMetric(hookCalls, prometheus.CounterValue, float64(h.Stats.Calls.Load()), h.Hook, h.Scope, h.Version)
+			ch <- prometheus.MustNewConstMetric(hookSeconds, prometheus.CounterValue, float64(h.Stats.Nanos.Load())/1e9, h.Hook, h.Scope, h.Version)
+			for _, k := range hook.FailureKinds() {
+				ch <- prometheus.MustNewConstMetric(hookFailures, prometheus.CounterValue, float64(h.Stats.Failures[k].Load()), h.Hook, h.Scope, h.Version, k.String())
+			}
+		}
+	}
+	if c.Scripts != nil {
+		for _, s := range c.Scripts() {
+			ch <- prometheus.MustNewConstMetric(scriptLoads, prometheus.CounterValue, float64(s.Reloads), s.Name)
+			ch <- prometheus.MustNewConstMetric(scriptRefuse, prometheus.CounterValue, float64(s.Refusals), s.Name)
+			missing := "false"
+			if s.Missing {
+				missing = "true"
+			}
+			ch <- prometheus.MustNewConstMetric(scriptInfo, prometheus.GaugeValue, 1, s.Name, s.Version, missing)
+		}
+	}
+}
