@@ -485,6 +485,25 @@ func (x *exchange) uploaded() {
 func (x *exchange) respond() bool {
 	st, resp := x.st, x.resp
 	svc := st.svc
+	h := st.sendHead(resp)
+
+	src := &connBody{c: x.c, body: resp.Body}
+	ok := st.copyResponse(src, resp.ContentLength, svc.Limits, x.ep.Addr)
+	if !ok {
+		return false
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	st.m.To(passport.RespBodySent)
+	return true
+}
+
+// sendHead passes the endpoint's response head on to the client: without
+// hop-by-hop fields, announcing its trailers, with the request ID and the
+// respond hooks' edits. It returns the client's header map (trailers go
+// there after the body).
+func (st *reqState) sendHead(resp *http.Response) http.Header {
 	stripHopByHop(resp.Header)
 	h := st.cs.Header()
 	for k, vv := range resp.Header {
@@ -503,17 +522,7 @@ func (x *exchange) respond() bool {
 	st.responded = true
 	st.rec.Status = resp.StatusCode
 	st.m.To(passport.Responded)
-
-	src := &connBody{c: x.c, body: resp.Body}
-	ok := st.copyResponse(src, resp.ContentLength, svc.Limits, x.ep.Addr)
-	if !ok {
-		return false
-	}
-	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
-	}
-	st.m.To(passport.RespBodySent)
-	return true
+	return h
 }
 
 // connBody reads a response body with read deadlines on the connection.

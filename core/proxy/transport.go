@@ -122,24 +122,7 @@ func (st *reqState) forwardTransport(_ string) {
 	}
 	m.To(passport.RespHeadersReceived)
 
-	stripHopByHop(resp.Header)
-	h := st.cs.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
-	}
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			names = append(names, k)
-		}
-		h["Trailer"] = names
-	}
-	h["X-Request-Id"] = []string{req.ID}
-	st.respondHooks(resp.StatusCode, h)
-	st.cs.WriteHeader(resp.StatusCode)
-	st.responded = true
-	st.rec.Status = resp.StatusCode
-	m.To(passport.Responded)
+	h := st.sendHead(resp)
 	if body != nil {
 		st.uploadErr = body.failure
 	}
