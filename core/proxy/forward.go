@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -45,7 +46,8 @@ func (st *reqState) forward() {
 		upgrade = "" // only bodiless HTTP/1.1 requests may switch protocols
 	}
 	setForwarded(req.Header, req)
-	req.Header["X-Request-Id"] = []string{req.ID}
+	st.idValue[0] = req.ID
+	req.Header["X-Request-Id"] = st.idValue[:]
 	grpc := len(req.Header["Grpc-Timeout"]) > 0
 	if svc.transport != nil {
 		setTimeLeft(req.Header, time.Until(st.deadline), grpc)
@@ -75,7 +77,10 @@ func (st *reqState) forward() {
 		st.rec.Endpoint = ep.Addr
 		st.rec.Attempts++
 		st.m.ToNote(passport.EndpointPicked, ep.Addr)
-		x := exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade,
+		// The exchange lives in the pooled request state: one per attempt,
+		// and attempts never overlap (run joins its upload goroutine).
+		x := &st.x
+		*x = exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade,
 			mayRetry: attempt < svc.Retry.MaxAttempts}
 		res := x.run(fresh)
 		switch {
@@ -179,6 +184,8 @@ type exchange struct {
 	upgrade  string
 	resp     *http.Response
 	mayRetry bool // attempts are left: a 5xx may be retried
+	body     connBody
+	left     sync.WaitGroup // the client-left callback, if it started
 
 	// The upload goroutine's results, read after upDone is closed.
 	upDone     chan struct{}
@@ -230,15 +237,14 @@ func (x *exchange) run(fresh bool) attempt {
 	}
 	// A client that goes away closes the upstream connection at once, which
 	// cancels the request at the endpoint.
-	stop := afterFunc(req.Ctx, func() {
-		if !st.selfStopped.Load() {
-			st.clientGone.Store(true)
-		}
-		c.Conn.Close()
-	})
+	x.left.Add(1)
+	stop := context.AfterFunc(req.Ctx, x.clientLeft)
 	reusable := false
 	defer func() {
-		stop()
+		if stop() {
+			x.left.Done() // never ran
+		}
+		x.left.Wait() // a callback that started finishes before the state is reused
 		x.pool.Release(c, reusable && !st.gone())
 	}()
 
@@ -341,6 +347,17 @@ func (x *exchange) run(fresh bool) attempt {
 	reusable = !resp.Close && (!hasBody || x.upComplete)
 	m.To(passport.Done)
 	return attempt{}
+}
+
+// clientLeft runs when the request's context ends: unless the engine cut
+// the client's read itself, the client went away, and closing the upstream
+// connection cancels the request at the endpoint.
+func (x *exchange) clientLeft() {
+	defer x.left.Done()
+	if !x.st.selfStopped.Load() {
+		x.st.clientGone.Store(true)
+	}
+	x.c.Conn.Close()
 }
 
 // waitUpload waits for the upload to end (an endpoint that answered 5xx
@@ -487,7 +504,8 @@ func (x *exchange) respond() bool {
 	svc := st.svc
 	h := st.sendHead(resp)
 
-	src := &connBody{c: x.c, body: resp.Body}
+	x.body = connBody{c: x.c, body: resp.Body}
+	src := &x.body
 	ok := st.copyResponse(src, resp.ContentLength, svc.Limits, x.ep.Addr)
 	if !ok {
 		return false
@@ -516,7 +534,8 @@ func (st *reqState) sendHead(resp *http.Response) http.Header {
 		}
 		h["Trailer"] = names
 	}
-	h["X-Request-Id"] = []string{st.req.ID}
+	st.idValue[0] = st.req.ID
+	h["X-Request-Id"] = st.idValue[:]
 	st.respondHooks(resp.StatusCode, h)
 	st.cs.WriteHeader(resp.StatusCode)
 	st.responded = true

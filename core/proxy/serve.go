@@ -37,6 +37,9 @@ type reqState struct {
 	routing  hook.Routing
 	rejected *sdk.Reject
 	rewrote  bool // a route hook rewrote the path
+
+	x       exchange  // the current attempt
+	idValue [1]string // X-Request-Id's value, both ways
 	// responded is true once the response head went to the client: from then
 	// on a failure can only cut the response short.
 	responded bool
@@ -372,6 +375,7 @@ func (st *reqState) reset() {
 	st.rec = Record{}
 	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
 	st.view, st.shaping, st.routing, st.rejected, st.rewrote = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false
+	st.x = exchange{}
 	st.deadline, st.responded = time.Time{}, false
 	st.selfStopped.Store(false)
 	st.clientGone.Store(false)

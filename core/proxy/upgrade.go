@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"sync/atomic"
@@ -11,12 +10,6 @@ import (
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/passport"
 )
-
-// afterFunc runs f when ctx ends, until the returned stop is called.
-func afterFunc(ctx context.Context, f func()) func() {
-	stop := context.AfterFunc(ctx, f)
-	return func() { stop() }
-}
 
 // tunnel passes an upgraded connection (101 Switching Protocols, for
 // example a WebSocket) through in both directions until either side closes
