@@ -238,8 +238,8 @@ func TestSlowUpstreamBodyIsCut(t *testing.T) {
 	if d := time.Since(began); d > 5*time.Second {
 		t.Fatalf("cut after %v", d)
 	}
-	r := h.expect("upstream_too_slow")
-	if r.Status != 200 || !strings.Contains(r.Err, "limits.upstream.body_min_rate") {
+	r := h.next()
+	if r.Outcome != "upstream_too_slow" || r.Status != 200 || !strings.Contains(r.Err, "limits.upstream.body_min_rate") {
 		t.Fatalf("record %+v", r)
 	}
 }
@@ -288,4 +288,36 @@ func TestUpstreamLimitsOnResponse(t *testing.T) {
 		t.Fatalf("normal request after the limits: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// TestClientNotReadingIsCut: a client that stops reading a large response is
+// cut as client_too_slow. (Regression: the client's rate was once judged on
+// wall time, so a slow endpoint was blamed on the client; see
+// TestSlowUpstreamBodyIsCut for the other side.)
+func TestClientNotReadingIsCut(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 512; i++ { // 32 MiB, more than the socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	cfg := strings.Replace(baseConfig, "request: {deadline: 5s,", "request: {deadline: 20s, client_min_rate: 1MiB/s,", 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	conn, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+		t.Fatal(err)
+	}
+	// ... and read nothing more.
+	r := h.expect("client_too_slow")
+	if r.Status != 200 || !strings.Contains(r.Err, "limits.request.client_min_rate") {
+		t.Fatalf("record %+v", r)
+	}
 }

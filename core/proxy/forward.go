@@ -572,22 +572,29 @@ func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim Up
 	upRule.hard = st.deadline
 	cliRule := st.route.Limits.Client
 	cliRule.hard = st.deadline
-	start := time.Now()
-	lastUp, lastCli := start, start
 	var n int64
+	var upWaited, cliWaited time.Duration // time blocked on each side
 	for {
-		dl, hard := upRule.next(start, lastUp, n)
+		began := time.Now()
+		dl, hard := upRule.next(began, n, upWaited)
 		src.setDeadline(dl)
 		nr, er := src.Read(buf)
+		upWaited += time.Since(began)
 		if nr > 0 {
 			if n+int64(nr) > lim.MaxResponseBytes {
 				st.fail(failure.New(failure.UpstreamBodyTooLarge, "service %q endpoint %s: response body over limits.upstream.max_response_bytes = %d",
 					st.svc.Name, addr, lim.MaxResponseBytes))
 				return false
 			}
-			now := time.Now()
-			lastUp = now
-			wdl, whard := cliRule.next(start, lastCli, n)
+			wbegan := time.Now()
+			wdl, whard := cliRule.next(wbegan, n, cliWaited)
+			// The write may also take the time its own bytes need at the rate.
+			if !whard {
+				wdl = wdl.Add(time.Duration(float64(nr) / float64(cliRule.rate) * float64(time.Second)))
+				if !wdl.Before(st.deadline) {
+					wdl, whard = st.deadline, true
+				}
+			}
 			st.cs.SetWriteDeadline(wdl)
 			nw, ew := st.cs.Write(buf[:nr])
 			n += int64(nw)
@@ -595,11 +602,11 @@ func (st *reqState) copyResponse(src deadlineReader, contentLength int64, lim Up
 			if ew == nil && flush {
 				ew = st.cs.Flush()
 			}
+			cliWaited += time.Since(wbegan)
 			if ew != nil {
 				st.fail(st.clientWriteErr(ew, whard))
 				return false
 			}
-			lastCli = time.Now()
 		}
 		if er == io.EOF {
 			return true
@@ -660,12 +667,12 @@ func (x *exchange) uploadBody() {
 	buf := *bp
 	chunked := req.ContentLength < 0
 	bw := x.c.BW
-	start := time.Now()
-	last := start
 	var n int64
+	var waited time.Duration // time blocked reading the client
 	x.c.SetWriteDeadline(st.deadline)
 	for {
-		dl, hard := rule.next(start, last, n)
+		began := time.Now()
+		dl, hard := rule.next(began, n, waited)
 		st.cs.SetReadDeadline(dl)
 		x.readMu.Lock()
 		if x.stopping.Load() {
@@ -675,6 +682,7 @@ func (x *exchange) uploadBody() {
 		x.inRead = true
 		x.readMu.Unlock()
 		nr, er := req.Body.Read(buf)
+		waited += time.Since(began)
 		x.readMu.Lock()
 		x.inRead = false
 		x.readMu.Unlock()
@@ -687,7 +695,6 @@ func (x *exchange) uploadBody() {
 				x.c.Conn.Close()
 				return
 			}
-			last = time.Now()
 			if chunked {
 				var hdr [18]byte
 				b := strconv.AppendInt(hdr[:0], int64(nr), 16)

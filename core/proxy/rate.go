@@ -2,12 +2,15 @@ package proxy
 
 import "time"
 
-// rateRule bounds a body transfer in one direction. After the transfer has
-// started, the next byte must move before the earliest of:
+// rateRule bounds a body transfer in one direction by the peer's own pace:
+// only the time spent blocked on that peer counts (waiting for the other
+// side, say a slow endpoint while streaming to the client, is not the
+// client's fault). With moved bytes moved and waited spent blocked so far,
+// the next read or write may block until the earliest of:
 //
-//   - start + grace + moved/rate: the average rate since the start must stay
-//     at least rate once the grace has passed;
-//   - lastProgress + grace: no single stall may last longer than the grace;
+//   - waited reaching grace + moved/rate: on average the peer must keep up
+//     at least rate once the grace is used;
+//   - grace more: no single stall may last longer than the grace;
 //   - the request deadline.
 type rateRule struct {
 	rate  int64 // bytes per second, > 0
@@ -15,15 +18,11 @@ type rateRule struct {
 	hard  time.Time // request deadline
 }
 
-// next returns the deadline for the next byte, and whether it is the request
-// deadline (rather than the rate) that binds.
-func (r rateRule) next(start, lastProgress time.Time, moved int64) (time.Time, bool) {
-	byAvg := start.Add(r.grace + time.Duration(float64(moved)/float64(r.rate)*float64(time.Second)))
-	byStall := lastProgress.Add(r.grace)
-	d := byAvg
-	if byStall.Before(d) {
-		d = byStall
-	}
+// next returns the deadline of an operation starting at now, and whether it
+// is the request deadline (rather than the rate) that binds.
+func (r rateRule) next(now time.Time, moved int64, waited time.Duration) (time.Time, bool) {
+	budget := r.grace + time.Duration(float64(moved)/float64(r.rate)*float64(time.Second)) - waited
+	d := now.Add(min(max(budget, 0), r.grace))
 	if !r.hard.After(d) {
 		return r.hard, true
 	}

@@ -73,8 +73,7 @@ func (st *reqState) forwardTransport(_ string) {
 	if req.Body != nil && req.ContentLength != 0 {
 		rule := st.route.Limits.Body
 		rule.hard = st.deadline
-		body = &limitedBody{st: st, r: req.Body, rule: rule, max: st.route.Limits.MaxBodyBytes, start: time.Now()}
-		body.last = body.start
+		body = &limitedBody{st: st, r: req.Body, rule: rule, max: st.route.Limits.MaxBodyBytes}
 		out.Body = body
 		out.ContentLength = req.ContentLength
 		if req.ProtoMajor == 1 {
@@ -167,22 +166,23 @@ func (st *reqState) transportErr(err error, addr string, headerTimedOut bool) *f
 // limitedBody is the request body as the transport reads it: bounded in
 // size and by the minimum rate (through read deadlines on the client side).
 type limitedBody struct {
-	st          *reqState
-	r           io.Reader
-	rule        rateRule
-	max         int64
-	start, last time.Time
-	n           atomic.Int64
-	err         atomic.Pointer[failure.Error]
+	st     *reqState
+	r      io.Reader
+	rule   rateRule
+	max    int64
+	waited time.Duration // time blocked reading the client
+	n      atomic.Int64
+	err    atomic.Pointer[failure.Error]
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	moved := b.n.Load()
-	dl, hard := b.rule.next(b.start, b.last, moved)
+	began := time.Now()
+	dl, hard := b.rule.next(began, moved, b.waited)
 	b.st.cs.SetReadDeadline(dl)
 	nr, er := b.r.Read(p)
+	b.waited += time.Since(began)
 	if nr > 0 {
-		b.last = time.Now()
 		if b.n.Add(int64(nr)) > b.max {
 			e := failure.New(failure.BodyTooLarge, "route %q: request body over limits.request.max_body_bytes = %d", b.st.route.Name, b.max)
 			b.err.Store(e)
