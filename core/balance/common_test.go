@@ -95,6 +95,8 @@ func TestOptionsChecked(t *testing.T) {
 		{func(o *Options, _ []*Endpoint) { o.LatencyTau = 0 }, "balancing.latency_tau"},
 		{func(o *Options, _ []*Endpoint) { o.FailureTau = -1 }, "balancing.failure_tau"},
 		{func(o *Options, _ []*Endpoint) { o.SlowStart = -1 }, "slow_start"},
+		{func(o *Options, _ []*Endpoint) { o.Choices = 1 }, "balancing.choices"},
+		{func(o *Options, _ []*Endpoint) { o.Choices = MaxChoices + 1 }, "balancing.choices"},
 		{func(o *Options, _ []*Endpoint) { o.Outlier.ConsecutiveFailures = -1 }, "outlier.consecutive_failures"},
 		{func(o *Options, _ []*Endpoint) { o.Outlier.MinSuccessRate = 1.5 }, "outlier.min_success_rate"},
 		{func(o *Options, _ []*Endpoint) { o.Outlier.MaxEjection = time.Second }, "outlier.max_ejection"},

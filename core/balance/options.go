@@ -34,6 +34,13 @@ type Options struct {
 	// that was not picked for this long gets the next request whatever its
 	// failure rate, so that its recovery is noticed. Default 1s.
 	ProbeInterval time.Duration
+	// Choices (p2c_ewma) is how many distinct random endpoints each pick
+	// compares, 2..MaxChoices. Default 2. While k of n endpoints are slow, all
+	// the draws are slow k(k−1)…/n(n−1)… of the time whatever their averages
+	// (1 in 10 with 2 of 5 and two choices, 0 with three); more choices
+	// shun a slow minority better in small services at the cost of more
+	// herding onto the cheapest endpoints.
+	Choices int
 	// SlowStart is how long an endpoint that joined (Endpoint.Joined set)
 	// takes to ramp up linearly from 10% to its full weight. Default 0: off.
 	SlowStart time.Duration
@@ -90,6 +97,7 @@ func DefaultOptions() Options {
 		FailureTau:     60 * time.Second,
 		FailurePenalty: time.Second,
 		ProbeInterval:  time.Second,
+		Choices:        2,
 		Outlier: OutlierOptions{
 			Enabled:             true,
 			ConsecutiveFailures: 5,
@@ -129,6 +137,8 @@ func (o *Options) check(eps []*Endpoint) error {
 		}
 	}
 	switch {
+	case o.Choices != 0 && (o.Choices < 2 || o.Choices > MaxChoices):
+		return fmt.Errorf("balancing.choices must be in [2, %d]; got %d", MaxChoices, o.Choices)
 	case o.SlowStart < 0:
 		return fmt.Errorf("slow_start must not be negative (0 or absent turns it off); got %v", o.SlowStart)
 	case oo.ConsecutiveFailures < 0:

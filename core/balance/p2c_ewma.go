@@ -13,6 +13,7 @@ package balance
 // gateways from herding onto the same best endpoint.
 type P2CEWMA struct {
 	base
+	choices int
 }
 
 var _ Balancer = (*P2CEWMA)(nil)
@@ -30,7 +31,10 @@ func NewP2CEWMA(eps []*Endpoint, o Options) (*P2CEWMA, error) {
 }
 
 func newP2CEWMA(eps []*Endpoint, o Options) *P2CEWMA {
-	b := &P2CEWMA{}
+	b := &P2CEWMA{choices: o.Choices}
+	if b.choices == 0 {
+		b.choices = 2
+	}
 	b.init(eps, o)
 	return b
 }
@@ -40,11 +44,15 @@ func newP2CEWMA(eps []*Endpoint, o Options) *P2CEWMA {
 // requests in flight).
 const unsampledPenalty = float64(1 << 40)
 
-// drawTries is how many random pairs Pick draws before it counts the
-// usable endpoints to draw among them exactly.
+// drawTries is how many random draws per choice Pick makes before it
+// samples among the usable endpoints exactly.
 const drawTries = 4
 
-// Pick returns the cheaper of two random usable endpoints.
+// MaxChoices bounds Options.Choices.
+const MaxChoices = 8
+
+// Pick returns the cheapest of Options.Choices (default two) distinct random
+// usable endpoints.
 func (b *P2CEWMA) Pick(exclude *Endpoint) *Endpoint {
 	n := len(b.eps)
 	if n == 0 {
@@ -58,66 +66,65 @@ func (b *P2CEWMA) Pick(exclude *Endpoint) *Endpoint {
 		return b.eps[0]
 	}
 	for _, r := range relaxations {
-		x, y := b.draw(exclude, r)
-		switch {
-		case x == nil:
-			continue
-		case y == nil:
-			return x
-		case b.cost(y, now) < b.cost(x, now):
-			return y
-		default:
-			return x
+		if ep := b.cheapest(exclude, r, now); ep != nil {
+			return ep
 		}
 	}
 	return nil
 }
 
-// draw returns two distinct random endpoints usable under r, one if only
-// one is, none if none is.
-func (b *P2CEWMA) draw(exclude *Endpoint, r uint8) (x, y *Endpoint) {
+// cheapest draws min(choices, usable) distinct random endpoints usable
+// under r and returns the cheapest (the first drawn on a tie), or nil when
+// none is usable.
+func (b *P2CEWMA) cheapest(exclude *Endpoint, r uint8, now int64) *Endpoint {
 	n := len(b.eps)
-	// Rejection sampling: uniform over usable pairs, and cheap when most
-	// endpoints are usable.
-	for try := 0; try < drawTries; try++ {
-		i, j := b.intn(n), b.intn(n-1)
-		if j >= i {
-			j++
-		}
-		if x, y = b.eps[i], b.eps[j]; usable(x, exclude, r) && usable(y, exclude, r) {
-			return x, y
+	d := min(b.choices, n)
+	var drawn [MaxChoices]int
+	var best *Endpoint
+	var bestCost float64
+	consider := func(ep *Endpoint) {
+		if c := b.cost(ep, now); best == nil || c < bestCost {
+			best, bestCost = ep, c
 		}
 	}
-	count := 0
-	for _, ep := range b.eps {
-		if usable(ep, exclude, r) {
-			count++
+	// Rejection sampling: uniform, and cheap when most endpoints are usable.
+	got := 0
+draw:
+	for try := 0; try < drawTries*d && got < d; try++ {
+		i := b.intn(n)
+		for _, k := range drawn[:got] {
+			if k == i {
+				continue draw
+			}
+		}
+		if ep := b.eps[i]; usable(ep, exclude, r) {
+			drawn[got] = i
+			got++
+			consider(ep)
 		}
 	}
-	if count == 0 {
-		return nil, nil
+	if got == d {
+		return best
 	}
-	i, j := b.intn(count), -1
-	if count > 1 {
-		if j = b.intn(count - 1); j >= i {
-			j++
-		}
-	}
-	x, y = nil, nil
+	// Most endpoints are unusable: reservoir-sample d of the usable ones.
+	var res [MaxChoices]*Endpoint
 	k := 0
 	for _, ep := range b.eps {
 		if !usable(ep, exclude, r) {
 			continue
 		}
-		switch k {
-		case i:
-			x = ep
-		case j:
-			y = ep
+		if k < d {
+			res[k] = ep
+		} else if j := b.intn(k + 1); j < d {
+			res[j] = ep
 		}
 		k++
 	}
-	return x, y
+	best = nil
+	for _, ep := range res[:min(k, d)] {
+		consider(ep)
+	}
+	return best
 }
 
 // cost is ep's expected load: latency × (in flight + 1), scaled down by

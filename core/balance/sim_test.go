@@ -159,6 +159,40 @@ func TestSlowEndpointShare(t *testing.T) {
 	}
 }
 
+// Two of five endpoints slow: with two choices p2c_ewma draws both slow
+// ones 1 time in 10 and must take one of them, whatever it knows; with three
+// choices there is always a fast one among the draws.
+func TestP2CChoicesTwoSlow(t *testing.T) {
+	for _, c := range []struct {
+		choices  int
+		min, max float64
+	}{
+		{2, 0.08, 0.12},
+		{3, 0, 0.005},
+	} {
+		clock := &fakeClock{}
+		clock.set(int64(time.Hour))
+		e := eps("a", "b", "c", "slow1", "slow2")
+		o := testOptions(clock, 3)
+		o.Choices = c.choices
+		b := mustNew(t, "p2c_ewma", e, o)
+		s := newSim(clock, b, e, time.Millisecond, func(i int, _ int64) (time.Duration, bool) {
+			if i >= 3 {
+				return 500 * time.Millisecond, false
+			}
+			return 10 * time.Millisecond, false
+		})
+		s.run(t, 10*time.Second)
+		s.reset()
+		s.run(t, 60*time.Second)
+		got := s.share(3) + s.share(4)
+		t.Logf("choices %d: slow endpoints' share %.4f", c.choices, got)
+		if got < c.min || got > c.max {
+			t.Errorf("choices %d: slow endpoints' share %.4f, want in [%v, %v]", c.choices, got, c.min, c.max)
+		}
+	}
+}
+
 // One endpoint fails at once (connection refused, say). Least in flight
 // with the failure EWMA, and p2c_ewma with its failure penalty, keep its
 // share low instead of funneling traffic to the idle-looking endpoint, yet

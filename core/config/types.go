@@ -231,6 +231,12 @@ type Balancing struct {
 	// ProbeInterval (least_in_flight): an idle endpoint not picked for this
 	// long gets the next request, so that its recovery is noticed. Default 1s.
 	ProbeInterval Duration `yaml:"probe_interval"`
+	// Choices (p2c_ewma) is how many random endpoints each pick compares,
+	// 2..8. Default 2. With k of n endpoints slow, two choices draw only
+	// slow ones k(k-1)/n(n-1) of the time (1 in 10 with 2 of 5); three
+	// shun a slow minority of a small service better, at the cost of more
+	// herding onto the cheapest endpoints.
+	Choices int `yaml:"choices"`
 }
 
 // Outlier configures passive outlier ejection: an endpoint whose attempts

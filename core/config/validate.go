@@ -318,6 +318,9 @@ func (k *checker) services() {
 				k.add(p+"."+pc.key, "must be at most %d, got %d", pc.max, pc.v)
 			}
 		}
+		if c := s.Balancing.Choices; c < 2 || c > 8 {
+			k.add(p+".balancing.choices", "must be in [2, 8], got %d", c)
+		}
 		if hc := s.HealthCheck.Path; !strings.HasPrefix(hc, "/") {
 			k.add(p+".health_check.path", "must start with \"/\", got %s", quote(hc))
 		}

@@ -84,6 +84,7 @@ func balanceOptions(sc *config.Service) balance.Options {
 	o := balance.DefaultOptions()
 	b, ol := sc.Balancing, sc.Outlier
 	o.LatencyTau, o.FailureTau, o.FailurePenalty, o.ProbeInterval = b.LatencyTau.Std(), b.FailureTau.Std(), b.FailurePenalty.Std(), b.ProbeInterval.Std()
+	o.Choices = b.Choices
 	if sc.SlowStart != nil {
 		o.SlowStart = sc.SlowStart.Std()
 	}
