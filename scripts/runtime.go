@@ -43,9 +43,8 @@ type vmState struct {
 	// Per call.
 	deadline   time.Time
 	reqID      string
-	timer      *time.Timer // interrupts the runtime at CallTimeout (contexts without a deadline)
-	timerArmed bool
-	stopCancel func() bool // stops the context.AfterFunc that interrupts the runtime
+	timer      *time.Timer // interrupts the runtime at the call's deadline; made once, reset per call
+	stopCancel func() bool // stops the context.AfterFunc that interrupts the runtime (contexts without a deadline)
 	onDone     func()      // interrupts the runtime; made once so a call allocates no closure
 	fired      bool        // set by leave when the timer had fired
 }

@@ -26,7 +26,7 @@ type Script struct {
 	configJSON []byte
 	phases     sdk.PhaseSet
 	logs       *logLimiter
-	slots      chan *vmState // PoolSize entries; nil stands for a runtime not yet created
+	pool       *pool
 
 	calls, failures, timeouts, discarded atomic.Uint64
 }
@@ -54,7 +54,6 @@ func Compile(path string, opts Options) (*Script, error) {
 		opts:       opts,
 		configJSON: cfg,
 		logs:       opts.logs,
-		slots:      make(chan *vmState, opts.PoolSize),
 	}
 	if s.logs == nil {
 		s.logs = newLogLimiter(opts.LogRate, opts.LogBurst)
@@ -64,10 +63,7 @@ func Compile(path string, opts Options) (*Script, error) {
 		return nil, err
 	}
 	s.phases = st.phases
-	s.slots <- st
-	for i := 1; i < opts.PoolSize; i++ {
-		s.slots <- nil
-	}
+	s.pool = newPool(opts.PoolSize, st)
 	return s, nil
 }
 
@@ -80,16 +76,13 @@ func (s *Script) withConfig(cfg map[string]any) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Script{name: s.name, path: s.path, bundle: s.bundle, opts: opts, configJSON: cj, logs: s.logs, slots: make(chan *vmState, opts.PoolSize)}
+	c := &Script{name: s.name, path: s.path, bundle: s.bundle, opts: opts, configJSON: cj, logs: s.logs}
 	st, err := newVMState(c)
 	if err != nil {
 		return nil, err
 	}
 	c.phases = st.phases
-	c.slots <- st
-	for i := 1; i < opts.PoolSize; i++ {
-		c.slots <- nil
-	}
+	c.pool = newPool(opts.PoolSize, st)
 	return c, nil
 }
 
@@ -247,13 +240,12 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 	if err := ctx.Err(); err != nil {
 		return nil, s.fail(p, ctx, "not called", err)
 	}
-	var st *vmState
 	select {
-	case st = <-s.slots:
+	case <-s.pool.permits:
 	default:
 		wait := time.NewTimer(time.Until(deadline))
 		select {
-		case st = <-s.slots:
+		case <-s.pool.permits:
 			wait.Stop()
 		case <-ctx.Done():
 			wait.Stop()
@@ -262,10 +254,11 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 			return nil, s.fail(p, ctx, fmt.Sprintf("every runtime busy (Options.PoolSize = %d) until the deadline", s.opts.PoolSize), context.DeadlineExceeded)
 		}
 	}
+	st := s.pool.take()
 	if st == nil {
 		var err error
 		if st, err = newVMState(s); err != nil {
-			s.slots <- nil
+			s.pool.put(nil)
 			return nil, s.fail(p, ctx, "creating a runtime: "+err.Error(), err)
 		}
 	}
@@ -274,17 +267,17 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 	if req != nil {
 		st.reqID = req.ID
 	}
-	st.req.req = req
-	// Interrupt the runtime when the context is done (its deadline, or its
-	// cancellation when the client goes away); a context without a
-	// deadline gets CallTimeout from the runtime's own timer.
-	if ctx.Done() != nil {
+	st.req.set(req)
+	// The runtime's own timer interrupts it at the deadline. A context
+	// with a deadline (every hook call has one: at most its budget) is not
+	// watched for an earlier cancellation: the deadline bounds the call
+	// anyway, and watching would cost a registration per call. One
+	// without a deadline is watched: its cancellation is its only end
+	// besides CallTimeout.
+	if !ok && ctx.Done() != nil {
 		st.stopCancel = context.AfterFunc(ctx, st.onDone)
 	}
-	if !ok {
-		st.timerArmed = true
-		st.timer.Reset(time.Until(deadline))
-	}
+	st.timer.Reset(time.Until(deadline))
 	return st, nil
 }
 
@@ -293,16 +286,15 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 // overflowed its stack or panicked: its state can no longer be trusted.
 func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *error) {
 	r := recover()
-	fired := false
+	// A timer that could not be stopped has fired or is firing: its
+	// interrupt may land after this returns, so the runtime is discarded.
+	fired := !st.timer.Stop()
 	if st.stopCancel != nil {
-		fired = !st.stopCancel()
+		fired = !st.stopCancel() || fired
 		st.stopCancel = nil
 	}
-	if st.timerArmed {
-		fired = !st.timer.Stop() || fired
-		st.timerArmed = false
-	}
-	st.req.req, st.resp.resp, st.obs.obs = nil, nil, nil
+	st.req.set(nil)
+	st.resp.resp, st.obs.obs = nil, nil
 	st.deadline, st.reqID = time.Time{}, ""
 	clear(st.joining)
 	st.joining = st.joining[:0]
@@ -312,10 +304,10 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 	}
 	if discard {
 		s.discarded.Add(1)
-		s.slots <- nil
+		s.pool.put(nil)
 		return
 	}
-	s.slots <- st
+	s.pool.put(st)
 }
 
 // failure classifies a panic of a call.

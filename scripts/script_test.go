@@ -254,7 +254,7 @@ func TestPoolBoundsConcurrentCalls(t *testing.T) {
 	}()
 	// Wait until the spinning call holds the only runtime.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(s.slots) != 0 {
+	for len(s.pool.permits) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the spinning call never started")
 		}
@@ -380,7 +380,7 @@ func TestCancellationInterruptsTheCall(t *testing.T) {
 	go func() {
 		// Cancel once the call holds the runtime (or after 5 s at most).
 		deadline := time.Now().Add(5 * time.Second)
-		for len(s.slots) != 0 && time.Now().Before(deadline) {
+		for len(s.pool.permits) != 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()

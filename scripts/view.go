@@ -21,6 +21,39 @@ var requestKeys = []string{"id", "method", "scheme", "host", "path", "rawQuery",
 type requestView struct {
 	st  *vmState
 	req *sdk.Request
+	// strs caches the string fields converted in this call, so that a
+	// script reading req.path three times converts it once.
+	strs [numStrFields]goja.Value
+}
+
+// The string fields of the request view, as indexes into requestView.strs.
+const (
+	strID = iota
+	strMethod
+	strScheme
+	strHost
+	strPath
+	strRawQuery
+	strClientIP
+	strRoute
+	strService
+	numStrFields
+)
+
+// set points the view at req (nil: between calls).
+func (v *requestView) set(req *sdk.Request) {
+	v.req = req
+	clear(v.strs[:])
+}
+
+// str returns field i, whose Go value is s, as a JavaScript string.
+func (v *requestView) str(i int, s string) goja.Value {
+	if x := v.strs[i]; x != nil {
+		return x
+	}
+	x := v.st.rt.ToValue(s)
+	v.strs[i] = x
+	return x
 }
 
 func (v *requestView) Get(key string) goja.Value {
@@ -31,17 +64,17 @@ func (v *requestView) Get(key string) goja.Value {
 	rt := v.st.rt
 	switch key {
 	case "id":
-		return rt.ToValue(r.ID)
+		return v.str(strID, r.ID)
 	case "method":
-		return rt.ToValue(r.Method)
+		return v.str(strMethod, r.Method)
 	case "scheme":
-		return rt.ToValue(r.Scheme)
+		return v.str(strScheme, r.Scheme)
 	case "host":
-		return rt.ToValue(r.Host)
+		return v.str(strHost, r.Host)
 	case "path":
-		return rt.ToValue(r.Path)
+		return v.str(strPath, r.Path)
 	case "rawQuery":
-		return rt.ToValue(r.RawQuery)
+		return v.str(strRawQuery, r.RawQuery)
 	case "headers":
 		return v.st.headersObj
 	case "header":
@@ -49,16 +82,16 @@ func (v *requestView) Get(key string) goja.Value {
 	case "headerValues":
 		return v.st.headerValuesFn
 	case "clientIP":
-		return rt.ToValue(r.ClientIP)
+		return v.str(strClientIP, r.ClientIP)
 	case "tls":
 		if r.TLS == nil {
 			return goja.Null()
 		}
 		return v.st.tlsObj
 	case "route":
-		return rt.ToValue(r.Route)
+		return v.str(strRoute, r.Route)
 	case "service":
-		return rt.ToValue(r.Service)
+		return v.str(strService, r.Service)
 	case "labels":
 		return v.st.labelsObj
 	case "body":

@@ -69,9 +69,8 @@ var (
 
 // call is one hook call in progress.
 type call struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
+	ctx   *callCtx
+	start time.Time
 }
 
 // enter checks the concurrency limit, stamps the call and gives it its deadline.
@@ -85,16 +84,15 @@ func (c *Chain) enter(parent context.Context, deadline time.Time, b *Binding, v 
 	if deadline.Before(dl) {
 		dl = deadline
 	}
-	ctx, cancel := context.WithDeadline(parent, dl)
 	m.Hook(true, v.labels[p])
-	return call{ctx: ctx, cancel: cancel, start: now}, nil
+	return call{ctx: newCallCtx(parent, dl), start: now}, nil
 }
 
 // exit stamps the end of the call and classifies its failure, if any.
 func (c *Chain) exit(cl call, b *Binding, v *Version, p sdk.Phase, m Stamper, err error, panicked bool) *Failure {
 	el := time.Since(cl.start)
 	timedOut := cl.ctx.Err() != nil
-	cl.cancel()
+	cl.ctx.release()
 	b.inflight.Add(-1)
 	label := v.labels[p]
 	if v.Wait {
