@@ -29,13 +29,15 @@ import (
 )
 
 // Endpoint is one address of a service, with the live counters balancers
-// read. The proxy engine maintains InFlight around each attempt. Addr,
+// read. The proxy engine calls Begin and End around each attempt. Addr,
 // Weight and Joined must be set before the endpoint is handed to a balancer
 // and not changed afterwards.
 type Endpoint struct {
 	// Addr is host:port.
 	Addr string
 	// InFlight is the number of requests currently sent to this endpoint.
+	// Begin and End maintain it; a caller that does not need the age of
+	// the attempts in flight may add to it directly.
 	InFlight atomic.Int64
 	// Weight is the endpoint's relative capacity: round_robin sends it
 	// Weight shares of the requests, least_in_flight and p2c_ewma divide its

@@ -31,6 +31,9 @@ type state struct {
 	ejections atomic.Int64  // times ejected, for metrics
 	lastPick  atomic.Int64  // least_in_flight's last pick of this endpoint
 	down      atomic.Bool   // marked down by an active health check
+	// The attempts in flight begun with Begin: how many, and the sum of
+	// their start times, for their mean age.
+	ageN, ageSum atomic.Int64
 }
 
 // window counts attempts in one success-rate bucket.
@@ -109,6 +112,34 @@ func (ep *Endpoint) latency(now, tau int64) (float64, bool) {
 	}
 	v := math.Float64frombits(ep.st.latBits.Load())
 	return v * ewma.Weight(now-ep.st.latStamp.Load(), tau), true
+}
+
+// Begin records the start of an attempt on ep at now (on the balancer's
+// clock: Now for the real one) and counts it in InFlight. End(now) must
+// follow when the attempt ends.
+func (ep *Endpoint) Begin(now int64) {
+	ep.InFlight.Add(1)
+	ep.st.ageSum.Add(now)
+	ep.st.ageN.Add(1)
+}
+
+// End records the end of the attempt that Begin(start) began.
+func (ep *Endpoint) End(start int64) {
+	ep.st.ageN.Add(-1)
+	ep.st.ageSum.Add(-start)
+	ep.InFlight.Add(-1)
+}
+
+// pendingAge returns the mean age, at now, of the attempts in flight begun
+// with Begin, 0 when there are none or when a Begin or End changed them
+// while it read (the count and the sum are two atomics).
+func (ep *Endpoint) pendingAge(now int64) float64 {
+	sum := ep.st.ageSum.Load()
+	n := ep.st.ageN.Load()
+	if n <= 0 || ep.st.ageSum.Load() != sum {
+		return 0
+	}
+	return max(float64(now)-float64(sum)/float64(n), 0)
 }
 
 // weight returns the endpoint's weight, 1 when unset.

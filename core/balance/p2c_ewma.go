@@ -9,7 +9,9 @@ package balance
 // Options.FailurePenalty of latency, so an endpoint failing fast is shunned
 // too. An endpoint with no sample yet costs nothing while idle (it gets a
 // first request at once) and a penalty while that request is in flight (it
-// gets no more before it answers). The random draws keep concurrent
+// gets no more before it answers). An endpoint's latency is at least the
+// mean age of its attempts in flight, so one that stalls is shunned
+// before its first slow answer arrives. The random draws keep concurrent
 // gateways from herding onto the same best endpoint.
 type P2CEWMA struct {
 	base
@@ -128,7 +130,10 @@ draw:
 }
 
 // cost is ep's expected load: latency × (in flight + 1), scaled down by
-// weight and slow-start ramp.
+// weight and slow-start ramp. The latency is the larger of the EWMA and
+// the mean age of the attempts in flight: an endpoint that has just turned
+// slow looks slow as soon as its attempts outlast its average, before the
+// first slow answer reaches the EWMA.
 func (b *P2CEWMA) cost(ep *Endpoint, now int64) float64 {
 	inFlight := float64(max(ep.InFlight.Load(), 0))
 	lat, ok := ep.latency(now, b.latTau)
@@ -138,5 +143,6 @@ func (b *P2CEWMA) cost(ep *Endpoint, now int64) float64 {
 		}
 		return unsampledPenalty + inFlight
 	}
+	lat = max(lat, ep.pendingAge(now))
 	return lat * (inFlight + 1) / (ep.weight() * b.ramp(ep, now))
 }

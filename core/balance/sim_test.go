@@ -46,7 +46,7 @@ func mustNew(t testing.TB, name string, eps []*Endpoint, o Options) Balancer {
 }
 
 // sim drives a balancer with a steady stream of requests on a fake clock:
-// one request every interval, each holding its endpoint (InFlight) for the
+// one request every interval, each holding its endpoint (Begin/End) for the
 // latency the endpoint's behaviour gives, then reporting through Done.
 type sim struct {
 	clock    *fakeClock
@@ -61,6 +61,7 @@ type sim struct {
 
 type event struct {
 	at     int64
+	start  int64
 	ep     *Endpoint
 	lat    int64
 	failed bool
@@ -95,7 +96,7 @@ func (s *sim) run(t *testing.T, d time.Duration) {
 		for len(s.pending) > 0 && s.pending[0].at <= next {
 			e := heap.Pop(&s.pending).(event)
 			s.clock.set(e.at)
-			e.ep.InFlight.Add(-1)
+			e.ep.End(e.start)
 			s.b.Done(e.ep, Result{Failed: e.failed, LatencyNanos: e.lat})
 		}
 		s.clock.set(next)
@@ -106,8 +107,8 @@ func (s *sim) run(t *testing.T, d time.Duration) {
 		i := s.index[ep]
 		s.picks[i]++
 		lat, failed := s.behave(i, next)
-		ep.InFlight.Add(1)
-		heap.Push(&s.pending, event{at: next + int64(lat), ep: ep, lat: int64(lat), failed: failed})
+		ep.Begin(next)
+		heap.Push(&s.pending, event{at: next + int64(lat), start: next, ep: ep, lat: int64(lat), failed: failed})
 	}
 	s.clock.set(end)
 }
@@ -190,6 +191,31 @@ func TestP2CChoicesTwoSlow(t *testing.T) {
 		if got < c.min || got > c.max {
 			t.Errorf("choices %d: slow endpoints' share %.4f, want in [%v, %v]", c.choices, got, c.min, c.max)
 		}
+	}
+}
+
+// An endpoint that stalls (every answer 2s late from some instant on) is
+// shunned by p2c_ewma as soon as its attempts outlast its average, not
+// only once the first slow answer arrives 2s later: at 1 request per ms,
+// it gets a handful of requests, not a share of two seconds' worth.
+func TestP2CShunsAStallBeforeItsFirstAnswer(t *testing.T) {
+	clock := &fakeClock{}
+	clock.set(int64(time.Hour))
+	e := eps("a", "b", "c", "d", "stalls")
+	b := mustNew(t, "p2c_ewma", e, testOptions(clock, 5))
+	stallAt := int64(time.Hour + 10*time.Second)
+	s := newSim(clock, b, e, time.Millisecond, func(i int, now int64) (time.Duration, bool) {
+		if i == 4 && now >= stallAt {
+			return 2 * time.Second, false
+		}
+		return time.Millisecond, false
+	})
+	s.run(t, 10*time.Second)
+	s.reset()
+	s.run(t, 2*time.Second) // the stall, before its first answer
+	t.Logf("stalled endpoint got %d of 2000 requests before its first answer", s.picks[4])
+	if s.picks[4] > 10 {
+		t.Fatalf("stalled endpoint got %d requests before its first answer, want at most 10", s.picks[4])
 	}
 }
 

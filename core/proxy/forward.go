@@ -218,8 +218,9 @@ func (x *exchange) run(fresh bool) attempt {
 	st, req := x.st, x.st.req
 	m := &st.m
 	svc := st.svc
-	x.ep.InFlight.Add(1)
-	defer x.ep.InFlight.Add(-1)
+	start := balance.Now()
+	x.ep.Begin(start)
+	defer x.ep.End(start)
 	began := time.Now()
 
 	c, err := x.pool.Acquire(req.Ctx, st.deadline, fresh)

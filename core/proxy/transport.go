@@ -34,8 +34,9 @@ func (st *reqState) forwardTransport(_ string) {
 	st.rec.Endpoint = ep.Addr
 	st.rec.Attempts++
 	m.ToNote(passport.EndpointPicked, ep.Addr)
-	ep.InFlight.Add(1)
-	defer ep.InFlight.Add(-1)
+	start := balance.Now()
+	ep.Begin(start)
+	defer ep.End(start)
 	began := time.Now()
 
 	var connAt, headAt, bodyAt atomic.Int64
