@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,16 +54,43 @@ func BenchmarkProxy(b *testing.B) {
 		load(b, "http://"+ln.Addr().String()+"/bench")
 	})
 
-	b.Run("gatehouse", func(b *testing.B) {
-		cfg := parse(b, `
+	base := `
 listeners: [{name: public, address: "127.0.0.1:0"}]
 admin: {address: "127.0.0.1:0"}
 logging: {access_log: false, level: error}
 limits:
   upstream: {max_conns_per_endpoint: 1024, max_idle_per_endpoint: 1024}
 routes: [{name: all, service: app}]
-services: [{name: app, endpoints: ["`+backendAddr+`"]}]
-`, nil)
+services: [{name: app, endpoints: ["` + backendAddr + `"]}]
+`
+	b.Run("gatehouse", func(b *testing.B) { benchGatehouse(b, base) })
+	// The hooks bench scenario's JavaScript validate and route hooks on
+	// every request: the host's cost inside the request path. The budget
+	// is generous so that a busy machine does not turn the cost
+	// measurement into a failure-policy test.
+	dir, _ := filepath.Abs("bench/scenario/testdata/hooks")
+	b.Run("gatehouse+go", func(b *testing.B) {
+		benchGatehouse(b, base+`
+hooks:
+  - {go: response_headers, config: {set: {X-Frame-Options: DENY}}, budget: 100ms}
+`)
+	})
+	b.Run("gatehouse+js", func(b *testing.B) {
+		benchGatehouse(b, base+`
+scripts:
+  - {name: validate, file: "`+filepath.Join(dir, "validate.js")+`"}
+  - {name: route, file: "`+filepath.Join(dir, "route.js")+`"}
+hooks:
+  - {script: validate, budget: 100ms}
+  - {script: route, budget: 100ms}
+`)
+	})
+}
+
+// benchGatehouse runs load through a gateway built from the YAML config.
+func benchGatehouse(b *testing.B, yaml string) {
+	{
+		cfg := parse(b, yaml, nil)
 		g, err := gatehouse.New(*cfg, gatehouse.WithLogger(zerolog.Nop()), gatehouse.WithAccessLog(zerolog.Nop()))
 		if err != nil {
 			b.Fatal(err)
@@ -76,7 +104,7 @@ services: [{name: app, endpoints: ["`+backendAddr+`"]}]
 			<-done
 		}()
 		load(b, "http://"+g.Addr("public").String()+"/bench")
-	})
+	}
 }
 
 // load sends b.N GET requests from 16 concurrent keep-alive clients.
