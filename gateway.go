@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/gatehouse/gatehouse/core/accesslog"
 	"github.com/gatehouse/gatehouse/core/admin"
@@ -23,6 +24,9 @@ import (
 	"github.com/gatehouse/gatehouse/core/inbound"
 	"github.com/gatehouse/gatehouse/core/metrics"
 	"github.com/gatehouse/gatehouse/core/proxy"
+	"github.com/gatehouse/gatehouse/core/ratelimit"
+	"github.com/gatehouse/gatehouse/core/trace"
+	"github.com/gatehouse/gatehouse/core/traceparent"
 )
 
 // Config is the gateway configuration; see package core/config and
@@ -49,6 +53,10 @@ type Gateway struct {
 	ctx     context.Context // ends at Shutdown: script watchers
 	cancel  context.CancelFunc
 	scripts map[string]*scriptHost
+	plugins pluginSet
+	gate    admin.Gate    // readiness holds (see Readiness)
+	tracer  *trace.Tracer // nil unless observe.tracing.enabled
+	spanExp sdktrace.SpanExporter
 
 	mu        sync.Mutex
 	cfg       *Config
@@ -76,6 +84,10 @@ func WithSource(f func() (*Config, error)) Option { return func(g *Gateway) { g.
 func WithObserver(o proxy.Observer) Option {
 	return func(g *Gateway) { g.shared.Observers = append(g.shared.Observers, o) }
 }
+
+// WithSpanExporter sends spans to exp instead of the OTLP endpoint of
+// observe.tracing (which must still be enabled), for embedding programs and tests.
+func WithSpanExporter(exp sdktrace.SpanExporter) Option { return func(g *Gateway) { g.spanExp = exp } }
 
 // NewLogger builds a logger for the logging settings, writing to w.
 func NewLogger(l config.Logging, w io.Writer) zerolog.Logger {
@@ -127,16 +139,28 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	g := &Gateway{cfg: c, shared: &proxy.Shared{}, listeners: map[string]*inbound.Listener{}, stop: make(chan struct{})}
 	g.log, g.level = newLevelledLogger(c.Logging, os.Stderr)
 	g.access = NewLogger(c.Logging, os.Stdout)
-	g.metrics = metrics.New(func() float64 { return float64(g.shared.InFlight()) })
+	g.metrics = metrics.NewWithOptions(metrics.Options{InFlight: func() float64 { return float64(g.shared.InFlight()) },
+		Passports: c.Observe.Passports})
+	g.metrics.Registry.MustRegister(metrics.EndpointCollector{Endpoints: g.endpointStats}, metrics.TraceCollector{Stats: g.traceStats})
 	g.metrics.Registry.MustRegister(metrics.HookCollector{Hooks: g.hookStats, Scripts: g.scriptStats})
+	g.metrics.Registry.MustRegister(metrics.ShapingCollector{Shaping: func() ([]proxy.AdmissionStat, []proxy.RateLimitStat, *ratelimit.Redis) {
+		return g.current().Shaping()
+	}})
+	g.metrics.Registry.MustRegister(g.plugins.collector())
 	al := accesslog.New(g.access)
-	g.shared.Observers = []proxy.Observer{g.metrics, proxy.ObserverFunc(func(r *proxy.Record) {
+	g.shared.Observers = []proxy.Observer{proxy.ObserverFunc(func(r *proxy.Record) {
 		if g.accessOn.Load() {
 			al.Observe(r)
 		}
 	})}
+	if c.Observe.Metrics {
+		g.shared.Observers = append([]proxy.Observer{g.metrics}, g.shared.Observers...)
+	}
 	for _, o := range opts {
 		o(g)
+	}
+	if err := g.startTracing(c.Observe.Tracing); err != nil {
+		return nil, err
 	}
 	g.accessOn.Store(c.Logging.AccessLog)
 	g.shared.Log = g.log
@@ -148,9 +172,20 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	}
 	g.scripts = hosts
 	g.shared.Scripts = scriptSource(hosts)
+	starting := g.gate.Hold("plugins starting")
+	plan, err := g.openPlugins(c)
+	starting()
+	if err != nil {
+		closeScripts(hosts, nil)
+		g.cancel()
+		return nil, err
+	}
+	g.plugins.commit(plan)
+	g.shared.Plugins = g.plugins.source(plan.next)
 	rt, err := proxy.Build(c, g.shared)
 	if err != nil {
 		closeScripts(hosts, nil)
+		g.plugins.closeAll()
 		g.cancel()
 		return nil, err
 	}
@@ -171,6 +206,17 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		Config:  func() any { g.mu.Lock(); defer g.mu.Unlock(); return g.cfg.Redacted() },
 		Reload:  g.reloadFromSource,
 		Log:     g.log,
+
+		Gate:  &g.gate,
+		Hooks: g.hookStats,
+		Admission: func() []proxy.AdmissionStat {
+			if rt := g.current(); rt != nil {
+				adm, _, _ := rt.Shaping()
+				return adm
+			}
+			return nil
+		},
+		Observing: c.Observe.Metrics,
 	})
 	if err != nil {
 		g.closeListeners()
@@ -182,6 +228,58 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 }
 
 func (g *Gateway) current() *proxy.Runtime { return g.rt.Load() }
+
+// Readiness returns the readiness gate: while anything holds it, /readyz
+// answers 503 with the holds' reasons (for example plugins starting).
+func (g *Gateway) Readiness() *admin.Gate { return &g.gate }
+
+// startTracing starts the tracer when tracing is enabled: the proxy then
+// reads and sends trace context, and sampled requests become spans.
+func (g *Gateway) startTracing(t config.Tracing) error {
+	if !t.Enabled {
+		return nil
+	}
+	exp := g.spanExp
+	if exp == nil {
+		var err error
+		if exp, err = trace.NewOTLP(t.Endpoint, t.ExportTimeout.Std()); err != nil {
+			return fmt.Errorf("observe.tracing: %w", err)
+		}
+	}
+	tr, err := trace.New(trace.Options{Exporter: exp, Queue: t.Queue, BatchSize: t.BatchSize, ExportTimeout: t.ExportTimeout.Std(),
+		BatchDelay: t.BatchDelay.Std(), ServiceName: t.ServiceName, Version: Version})
+	if err != nil {
+		return fmt.Errorf("observe.tracing: %w", err)
+	}
+	g.tracer = tr
+	s := traceparent.NewSampler(float64(t.SamplePerMillion) / 1e6)
+	g.shared.Tracing.Store(&s)
+	g.shared.Observers = append(g.shared.Observers, tr)
+	return nil
+}
+
+func (g *Gateway) traceStats() metrics.TraceStat {
+	if g.tracer == nil {
+		return metrics.TraceStat{}
+	}
+	s := g.tracer.Stats()
+	return metrics.TraceStat{Built: s.Built, Dropped: s.Dropped, Queued: s.Queued, Capacity: s.Capacity}
+}
+
+// endpointStats lists every endpoint of the running configuration for /metrics.
+func (g *Gateway) endpointStats() []metrics.EndpointStat {
+	rt := g.current()
+	if rt == nil {
+		return nil
+	}
+	var out []metrics.EndpointStat
+	for name, svc := range rt.Services() {
+		for _, ep := range svc.Endpoints {
+			out = append(out, metrics.EndpointStat{Service: name, Addr: ep.Addr, Stats: ep.Stats()})
+		}
+	}
+	return out
+}
 
 // hookStats lists the running configuration's hook bindings for /metrics.
 func (g *Gateway) hookStats() []metrics.HookStat {
@@ -216,9 +314,16 @@ func (g *Gateway) scriptStats() []metrics.ScriptStat {
 // abandon releases what New opened before it failed.
 func (g *Gateway) abandon() {
 	closeScripts(g.scripts, nil)
+	g.plugins.closeAll()
 	g.cancel()
 	if o := g.shared.HookObservers; o != nil {
 		o.Close()
+	}
+	g.shared.Close()
+	if g.tracer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		g.tracer.Shutdown(ctx)
+		cancel()
 	}
 }
 
@@ -259,9 +364,10 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	for _, l := range g.listeners {
 		l.Start()
 	}
-	g.bg.Add(1) // under mu, so that Shutdown's Wait comes after it
+	g.bg.Add(2) // under mu, so that Shutdown's Wait comes after it
 	g.serving.Store(true)
 	g.mu.Unlock()
+	go func() { defer g.bg.Done(); g.metrics.Run(g.stop) }()
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- g.admin.Serve() }()
 	go g.janitor()
@@ -318,12 +424,19 @@ func (g *Gateway) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	prevScripts := g.shared.Scripts
+	plan, err := g.openPlugins(c)
+	if err != nil {
+		closeScripts(hosts, g.scripts)
+		return err
+	}
+	prevScripts, prevPlugins := g.shared.Scripts, g.shared.Plugins
 	g.shared.Scripts = scriptSource(hosts)
+	g.shared.Plugins = g.plugins.source(plan.next)
 	rt, err := proxy.Build(c, g.shared)
 	if err != nil {
-		g.shared.Scripts = prevScripts
+		g.shared.Scripts, g.shared.Plugins = prevScripts, prevPlugins
 		closeScripts(hosts, g.scripts)
+		g.rollbackPlugins(plan)
 		return err
 	}
 	// Listeners: bind new addresses first, so a failure leaves everything as it was.
@@ -343,6 +456,8 @@ func (g *Gateway) Reload(cfg Config) error {
 			for _, a := range added {
 				a.Shutdown(context.Background())
 			}
+			g.shared.Plugins = prevPlugins
+			g.rollbackPlugins(plan)
 			return err
 		}
 		added[lc.Address] = l
@@ -355,6 +470,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	old.Retire()
 	closeScripts(g.scripts, hosts)
 	g.scripts = hosts
+	g.plugins.commit(plan)
 	for addr, l := range g.listeners {
 		lc, keep := keptCfg[l]
 		if !keep {
@@ -446,9 +562,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	closeScripts(g.scripts, nil)
 	g.scripts = nil
 	g.mu.Unlock()
+	g.plugins.closeAll()
 	g.cancel()
 	if o := g.shared.HookObservers; o != nil {
 		o.Close()
+	}
+	g.shared.Close()
+	if g.tracer != nil {
+		g.tracer.Shutdown(ctx) // exports what is queued, within ctx
 	}
 	g.serving.Store(false)
 	return errors.Join(errs...)

@@ -1,7 +1,7 @@
 // Command gatehouse runs the gateway.
 //
 //	gatehouse run -c gatehouse.yaml [--log-format console]   serve, reload on change or SIGHUP
-//	gatehouse check -c gatehouse.yaml                        validate; every error, non-zero exit
+//	gatehouse check -c gatehouse.yaml                        validate, start each plugin once; every error, non-zero exit
 //	gatehouse demo                                           embedded config and demo backends
 //	gatehouse script test FILE [--cases CASES.yaml]          run a script against example requests
 //	gatehouse version
@@ -94,6 +94,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !checkScripts(cfg, stderr) {
+		return 1
+	}
+	if !checkPlugins(cfg, stderr) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d services, %d routes)\n", *path, len(cfg.Listeners), len(cfg.Services), len(cfg.Routes))

@@ -1,36 +1,102 @@
 // Package admin serves the operator's endpoints on their own listener
 // (loopback by default): health, readiness, Prometheus metrics, the running
-// configuration with secrets redacted, recent passports, the overhead
-// distribution, and reload.
+// configuration with secrets redacted, recent, slowest and failed passports,
+// the key numbers, the live state machine, reload, and a web page that
+// shows them (assets embedded in the binary).
+//
+// Security: binding to a non-loopback address without a token is refused.
+// Mutating endpoints (reload) always require "Authorization: Bearer
+// <token>", and are refused when no token is configured. Off loopback,
+// every endpoint but /healthz and /readyz requires the token too.
 package admin
 
 import (
 	"context"
 	"crypto/subtle"
+	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/metrics"
+	"github.com/gatehouse/gatehouse/core/proxy"
+	"github.com/gatehouse/gatehouse/core/trace"
 )
 
 // Deps is what the admin endpoints read and do.
 type Deps struct {
 	Metrics *metrics.Metrics
-	// Ready reports whether the gateway serves traffic (false while draining).
+	// Ready reports whether the gateway serves traffic (false before it
+	// starts, while draining, or while plugins are not up).
 	Ready func() bool
+	// Gate holds readiness too: /readyz is 200 only when Ready says so and
+	// nothing holds the gate.
+	Gate *Gate
 	// Config returns the running configuration with secrets redacted.
 	Config func() any
 	// Reload re-reads the configuration source and applies it.
 	Reload func() error
-	Log    zerolog.Logger
+	// Hooks lists the hook bindings with their counters (may be nil).
+	Hooks func() []metrics.HookStat
+	// Admission lists the services with an adaptive concurrency limit
+	// (may be nil): /admin/api/status and the page show their state.
+	Admission func() []proxy.AdmissionStat
+	// Observing is false when observe.metrics is off: the page says so.
+	Observing bool
+	Log       zerolog.Logger
+}
+
+// Gate is the readiness gate: anyone (plugin startup, draining) may hold it
+// with a reason, and /readyz answers 503 naming the reasons until every
+// hold is released.
+type Gate struct {
+	mu    sync.Mutex
+	holds map[string]int
+}
+
+// Hold adds a hold with reason; release (idempotent) removes it.
+func (g *Gate) Hold(reason string) (release func()) {
+	g.mu.Lock()
+	if g.holds == nil {
+		g.holds = map[string]int{}
+	}
+	g.holds[reason]++
+	g.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			if g.holds[reason]--; g.holds[reason] <= 0 {
+				delete(g.holds, reason)
+			}
+			g.mu.Unlock()
+		})
+	}
+}
+
+// Ready reports whether nothing holds the gate, and the reasons otherwise.
+func (g *Gate) Ready() (bool, []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var why []string
+	for r := range g.holds {
+		why = append(why, r)
+	}
+	slices.Sort(why)
+	return len(why) == 0, why
 }
 
 // Server is the admin listener.
@@ -39,17 +105,64 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen binds addr. A token, when set, is required on mutating endpoints.
+//go:embed ui
+var ui embed.FS
+
+// ErrTokenRequired is returned by Listen for a non-loopback address without a token.
+var ErrTokenRequired = errors.New("admin: a token (admin.token) is required to listen on a non-loopback address")
+
+// Listen binds addr. Off loopback a token is required; see the package doc.
 func Listen(addr, token string, d Deps) (*Server, error) {
+	if token == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if !loopbackHost(host) {
+			return nil, fmt.Errorf("%w (got %q)", ErrTokenRequired, addr)
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	if token == "" {
+		// A name such as "localhost" may resolve off loopback; check what was bound.
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+			ln.Close()
+			return nil, fmt.Errorf("%w (bound %s)", ErrTokenRequired, ta)
+		}
+	}
+	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(token, d), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		WriteTimeout: time.Minute, MaxHeaderBytes: 16 << 10}}
+	return s, nil
+}
+
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Handler returns the admin endpoints and the page.
+func Handler(token string, d Deps) http.Handler {
+	if d.Gate == nil {
+		d.Gate = &Gate{}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	ready := func() (bool, []string) {
+		ok, why := d.Gate.Ready()
 		if d.Ready != nil && !d.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			ok, why = false, append([]string{"not serving (starting, draining, or plugins not up)"}, why...)
+		}
+		return ok, why
+	}
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := ready(); !ok {
+			http.Error(w, "not ready: "+strings.Join(why, ", "), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -62,27 +175,29 @@ func Listen(addr, token string, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /admin/api/overhead", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, d.Metrics.Overhead(r.URL.Query().Get("reset") == "1"))
 	})
+	mux.HandleFunc("GET /admin/api/key", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, d.Metrics.Key(true))
+	})
+	mux.HandleFunc("GET /admin/api/graph", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, d.Metrics.Graph())
+	})
+	mux.HandleFunc("GET /admin/api/hooks", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, hookRows(d.Hooks))
+	})
+	mux.HandleFunc("GET /admin/api/status", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := ready()
+		writeJSON(w, map[string]any{"ready": ok, "holds": why, "observing": d.Observing, "admission": admissionRows(d.Admission)})
+	})
 	mux.HandleFunc("GET /admin/passports", func(w http.ResponseWriter, r *http.Request) {
-		route, outcome := r.URL.Query().Get("route"), r.URL.Query().Get("outcome")
-		type item struct {
-			ID, Route, Service, Endpoint, Method, Path, Outcome, Error, Passport string
-			Status                                                               int
-			Start                                                                time.Time
-			TotalMs, OverheadMs                                                  float64
-		}
-		var out []item
-		for _, e := range d.Metrics.Recent.Snapshot() {
-			if route != "" && e.Route != route || outcome != "" && e.Outcome != outcome {
-				continue
-			}
-			out = append(out, item{ID: e.ID, Route: e.Route, Service: e.Service, Endpoint: e.Endpoint, Method: e.Method,
-				Path: e.Path, Outcome: e.Outcome, Error: e.Err, Passport: e.Passport(), Status: e.Status, Start: e.Start,
-				TotalMs: float64(e.Total.Microseconds()) / 1000, OverheadMs: float64(e.Overhead.Microseconds()) / 1000})
-		}
-		writeJSON(w, out)
+		writeJSON(w, passports(d.Metrics, r))
 	})
 	mux.HandleFunc("POST /admin/reload", func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(r, token) {
+		if token == "" {
+			http.Error(w, "forbidden: mutating endpoints need admin.token to be set", http.StatusForbidden)
+			return
+		}
+		if !tokenOK(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -90,27 +205,159 @@ func Listen(addr, token string, d Deps) (*Server, error) {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
 		}
+		d.Log.Info().Str("client", r.RemoteAddr).Msg("configuration reloaded through the admin API")
 		w.Write([]byte("reloaded\n"))
 	})
-	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
-		WriteTimeout: time.Minute, MaxHeaderBytes: 16 << 10}}
-	return s, nil
+	static, _ := fs.Sub(ui, "ui")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	return guard(token, mux)
 }
 
-// authorized checks the bearer token; with no token configured, only
-// loopback clients may call mutating endpoints.
-func authorized(r *http.Request, token string) bool {
-	if token == "" {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		return ip != nil && ip.IsLoopback()
-	}
+// guard requires the token from clients off loopback, except for health
+// and readiness probes.
+func guard(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !fromLoopback(r) && !tokenOK(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// tokenOK checks the bearer token in constant time; an empty token never matches.
+func tokenOK(r *http.Request, token string) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+	return ok && token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+// HookRow is one hook binding on the page.
+type HookRow struct {
+	Hook, Scope, Version string
+	Calls                int64
+	Failures             map[string]int64
+	ErrorRate            float64
+	MeanUs               float64
+}
+
+// AdmissionRow is one service's admission state in /admin/api/status.
+type AdmissionRow struct {
+	Service string `json:"service"`
+	// Limit is the adaptive concurrency limit now; InFlight the requests
+	// admitted and not finished; Queue those waiting.
+	Limit    int `json:"limit"`
+	InFlight int `json:"in_flight"`
+	Queue    int `json:"queue"`
+}
+
+func admissionRows(f func() []proxy.AdmissionStat) []AdmissionRow {
+	out := []AdmissionRow{}
+	if f == nil {
+		return out
+	}
+	for _, a := range f() {
+		l := a.Limiter
+		out = append(out, AdmissionRow{Service: a.Service, Limit: l.Limit(), InFlight: l.InFlight(), Queue: l.QueueLen()})
+	}
+	slices.SortFunc(out, func(a, b AdmissionRow) int { return strings.Compare(a.Service, b.Service) })
+	return out
+}
+
+func hookRows(f func() []metrics.HookStat) []HookRow {
+	out := []HookRow{}
+	if f == nil {
+		return out
+	}
+	for _, h := range f() {
+		row := HookRow{Hook: h.Hook, Scope: h.Scope, Version: h.Version, Calls: h.Stats.Calls.Load(), Failures: map[string]int64{}}
+		var failed int64
+		for _, k := range hook.FailureKinds() {
+			n := h.Stats.Failures[k].Load()
+			row.Failures[k.String()] = n
+			failed += n
+		}
+		if row.Calls > 0 {
+			row.ErrorRate = float64(failed) / float64(row.Calls)
+			row.MeanUs = float64(h.Stats.Nanos.Load()) / float64(row.Calls) / 1e3
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// PassportItem is one kept request in /admin/passports.
+type PassportItem struct {
+	ID, Route, Service, Endpoint, Method, Path, Outcome, Error, Passport string
+	Status, Attempts                                                     int
+	Start                                                                time.Time
+	TotalMs, OverheadMs                                                  float64
+	// Segments are the passport's intervals, hook calls and attempts, for a waterfall.
+	Segments []Segment
+}
+
+// Segment is one bar of a waterfall, in ms from the request's start.
+type Segment struct {
+	Kind, Name, Note string
+	StartMs, EndMs   float64
+	Failed           bool
+}
+
+// passports answers /admin/passports?kind=recent|slowest|failed&route=&outcome=&limit=.
+func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
+	q := r.URL.Query()
+	var src []metrics.Entry
+	switch q.Get("kind") {
+	case "slowest":
+		src = m.Slowest.Snapshot()
+	case "failed":
+		src = m.Failed.Snapshot()
+	default:
+		src = m.Recent.Snapshot()
+	}
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = len(src)
+	}
+	route, outcome := q.Get("route"), q.Get("outcome")
+	out := []PassportItem{}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for i := range src {
+		e := &src[i]
+		if route != "" && e.Route != route || outcome != "" && e.Outcome != outcome {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		it := PassportItem{ID: e.ID, Route: e.Route, Service: e.Service, Endpoint: e.Endpoint, Method: e.Method,
+			Path: e.Path, Outcome: e.Outcome, Error: e.Err, Passport: e.Passport(), Status: e.Status, Attempts: e.Attempts,
+			Start: e.Start, TotalMs: ms(e.Total), OverheadMs: ms(e.Overhead), Segments: []Segment{}}
+		for _, s := range trace.Segments(e.Stamps()) {
+			it.Segments = append(it.Segments, Segment{Kind: s.Kind.String(), Name: s.Name, Note: s.Note,
+				StartMs: ms(s.Start), EndMs: ms(s.End), Failed: s.Failed})
+		}
+		out = append(out, it)
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)

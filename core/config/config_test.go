@@ -33,19 +33,19 @@ func exampleWant() *Config {
 	c.Services = []Service{
 		{Name: "users", Endpoints: []string{"127.0.0.1:9001", "127.0.0.1:9002"}, Balancer: "round_robin",
 			Protocol: "http1", Limits: ServiceLimits{Upstream: users}, Retry: DefaultRetry(),
-			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck},
+			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck, Admission: def.Admission},
 		{Name: "orders", Endpoints: []string{"127.0.0.1:9003"}, Balancer: "p2c_ewma",
 			Protocol: "http1", Limits: ServiceLimits{Upstream: c.Limits.Upstream}, Retry: DefaultRetry(),
-			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck},
+			Balancing: def.Balancing, Outlier: def.Outlier, HealthCheck: def.HealthCheck, Admission: def.Admission},
 	}
 	usersAPI := c.Limits.Request
 	usersAPI.Deadline = 3 * sec
 	c.Routes = []Route{
 		{Name: "users-api", Service: "users",
 			Match:  Match{Host: "api.example.com", PathPrefix: "/users", Methods: []string{"GET", "POST"}},
-			Limits: RouteLimits{Request: usersAPI}},
+			Limits: RouteLimits{Request: usersAPI}, Priority: "default"},
 		{Name: "default", Service: "orders", Match: Match{PathPrefix: "/"},
-			Limits: RouteLimits{Request: c.Limits.Request}},
+			Limits: RouteLimits{Request: c.Limits.Request}, Priority: "default"},
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"reflect"
 	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,10 +30,20 @@ func (c *Config) Clone() *Config {
 	for i := range n.Routes {
 		n.Routes[i].Match.Methods = slices.Clone(n.Routes[i].Match.Methods)
 		n.Routes[i].Hooks = cloneBindings(n.Routes[i].Hooks)
+		if rl := n.Routes[i].RateLimit; rl != nil {
+			c := *rl
+			n.Routes[i].RateLimit = &c
+		}
 	}
 	n.Scripts = slices.Clone(c.Scripts)
 	for i := range n.Scripts {
 		n.Scripts[i].Config = cloneFree(n.Scripts[i].Config)
+	}
+	n.Plugins = slices.Clone(c.Plugins)
+	for i := range n.Plugins {
+		n.Plugins[i].Args = slices.Clone(n.Plugins[i].Args)
+		n.Plugins[i].Env = slices.Clone(n.Plugins[i].Env)
+		n.Plugins[i].Config = cloneFree(n.Plugins[i].Config)
 	}
 	n.Hooks = cloneBindings(c.Hooks)
 	return &n
@@ -80,6 +91,15 @@ func (c *Config) Redacted() *Config {
 	n := c.Clone()
 	if n != nil && n.Admin.Token != "" {
 		n.Admin.Token = "REDACTED"
+	}
+	if n != nil {
+		// A plugin's environment is where its secrets go.
+		for i := range n.Plugins {
+			for j, kv := range n.Plugins[i].Env {
+				k, _, _ := strings.Cut(kv, "=")
+				n.Plugins[i].Env[j] = k + "=REDACTED"
+			}
+		}
 	}
 	return n
 }

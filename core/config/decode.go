@@ -94,6 +94,8 @@ var (
 	routeType       = reflect.TypeFor[Route]()
 	hookBindingType = reflect.TypeFor[HookBinding]()
 	scriptType      = reflect.TypeFor[Script]()
+	pluginType      = reflect.TypeFor[Plugin]()
+	rateLimitType   = reflect.TypeFor[RateLimit]()
 	freeMapType     = reflect.TypeFor[map[string]any]()
 )
 
@@ -316,6 +318,9 @@ func (d *decoder) value(path string, at, n *yaml.Node, v reflect.Value) {
 		d.mapping(path, at, n, v)
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
+		if v.Type().Elem() == rateLimitType {
+			p.Elem().Set(reflect.ValueOf(NewRateLimit(0)))
+		}
 		if d.mapping(path, at, n, p.Elem()) {
 			v.Set(p)
 		}
@@ -471,6 +476,8 @@ func (d *decoder) newItem(t reflect.Type) reflect.Value {
 		e.Set(reflect.ValueOf(NewHookBinding()))
 	case scriptType:
 		e.Set(reflect.ValueOf(NewScript("", "")))
+	case pluginType:
+		e.Set(reflect.ValueOf(NewPlugin("", "")))
 	}
 	return e
 }

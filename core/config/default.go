@@ -7,6 +7,11 @@ import "time"
 func Default() *Config {
 	return &Config{
 		Admin: Admin{Address: "127.0.0.1:9901"},
+		Observe: Observe{Metrics: true, Passports: 256, Tracing: Tracing{Endpoint: "http://127.0.0.1:4318/v1/traces",
+			SamplePerMillion: 10000, Queue: 2048, BatchSize: 512, ExportTimeout: Duration(10 * time.Second),
+			BatchDelay: Duration(5 * time.Second), ServiceName: "gatehouse"}},
+		Redis: Redis{Timeout: Duration(20 * time.Millisecond), ProbeInterval: Duration(time.Second),
+			PoolSize: 64, KeyPrefix: "gatehouse:rl:"},
 		Logging: Logging{
 			Level:     "info",
 			Format:    "json",
@@ -59,10 +64,25 @@ func (c *Config) NewService(name string, endpoints ...string) Service {
 			JitterPercent: 25, MaxEjectedPercent: 50, ProbeTimeout: Duration(30 * time.Second)},
 		HealthCheck: HealthCheck{Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second),
 			Healthy: 2, Unhealthy: 3},
-		Protocol: "http1",
-		Limits:   ServiceLimits{Upstream: c.Limits.Upstream},
-		Retry:    DefaultRetry(),
+		Protocol:  "http1",
+		Limits:    ServiceLimits{Upstream: c.Limits.Upstream},
+		Retry:     DefaultRetry(),
+		Admission: DefaultAdmission(),
 	}
+}
+
+// DefaultAdmission returns the documented admission defaults (off).
+func DefaultAdmission() Admission {
+	return Admission{InitialLimit: 20, MinLimit: 2, MaxLimit: 1000, MaxQueue: 256,
+		QueueTimeout: Duration(time.Second), QueueTarget: Duration(20 * time.Millisecond),
+		QueueInterval: Duration(100 * time.Millisecond), Window: Duration(100 * time.Millisecond),
+		WindowSamples: 10, BaseWindow: Duration(30 * time.Second), RetryAfter: Duration(time.Second)}
+}
+
+// NewRateLimit returns a rate limit of rate tokens per second with the
+// documented defaults (burst: rate; key: client_ip; local).
+func NewRateLimit(rate int) RateLimit {
+	return RateLimit{Rate: rate, Per: Duration(time.Second), Key: "client_ip", MaxKeys: 100000}
 }
 
 // DefaultRetry returns the documented retry defaults.
@@ -77,10 +97,11 @@ func DefaultRetry() Retry {
 // route read from a file starts. It does not add the route to c.
 func (c *Config) NewRoute(name, service string) Route {
 	return Route{
-		Name:    name,
-		Match:   Match{PathPrefix: "/"},
-		Service: service,
-		Limits:  RouteLimits{Request: c.Limits.Request},
+		Name:     name,
+		Match:    Match{PathPrefix: "/"},
+		Service:  service,
+		Limits:   RouteLimits{Request: c.Limits.Request},
+		Priority: "default",
 	}
 }
 
@@ -91,3 +112,19 @@ func NewHookBinding() HookBinding {
 
 // NewScript returns a script with the documented defaults.
 func NewScript(name, file string) Script { return Script{Name: name, File: file, Runtimes: 8} }
+
+// NewPlugin returns a plugin with the documented defaults.
+func NewPlugin(name, path string) Plugin {
+	return Plugin{
+		Name: name, Path: path,
+		StartTimeout:    Duration(10 * time.Second),
+		Health:          PluginHealth{Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond), Failures: 3},
+		Restart:         PluginRestart{BackoffMin: Duration(50 * time.Millisecond), BackoffMax: Duration(30 * time.Second), StableAfter: Duration(10 * time.Second)},
+		DrainTimeout:    Duration(10 * time.Second),
+		MaxConcurrent:   1024,
+		MaxMessageBytes: MiB,
+		MaxBodyBytes:    64 * KiB,
+		Cache:           PluginCache{MaxTTL: Duration(time.Minute)},
+		Watch:           true,
+	}
+}

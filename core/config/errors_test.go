@@ -379,7 +379,7 @@ routes:
 		name: "unknown key holding an anchor",
 		src: listener + `base: &base {deadline: 3s}
 `,
-		want: []string{`gatehouse.yaml:4:1: unknown key "base"; allowed keys: listeners, admin, logging, limits, services, routes, scripts, hooks`},
+		want: []string{`gatehouse.yaml:4:1: unknown key "base"; allowed keys: listeners, admin, observe, logging, limits, services, routes, scripts, plugins, hooks, redis`},
 	},
 	{
 		name: "merge key",
@@ -412,7 +412,7 @@ admin: {token: !!binary c2VjcmV0}
 	{
 		name: "top level is a list",
 		src:  "- listeners\n",
-		want: []string{`gatehouse.yaml:1:1: the top level must be a mapping of keys (listeners, admin, logging, limits, services, routes, scripts, hooks), got a list`},
+		want: []string{`gatehouse.yaml:1:1: the top level must be a mapping of keys (listeners, admin, observe, logging, limits, services, routes, scripts, plugins, hooks, redis), got a list`},
 	},
 	{
 		name: "YAML syntax error",

@@ -10,6 +10,9 @@ type Config struct {
 	Listeners []Listener `yaml:"listeners"`
 	// Admin is the admin listener (health, readiness, metrics, passports).
 	Admin Admin `yaml:"admin"`
+	// Observe configures what is derived from finished requests' passports:
+	// metrics, kept passports and traces.
+	Observe Observe `yaml:"observe"`
 	// Logging configures the process log and the access log.
 	Logging Logging `yaml:"logging"`
 	// Limits are the global bounds. Services and routes start from these and
@@ -21,8 +24,13 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Scripts are JavaScript hooks, by name; bindings refer to them.
 	Scripts []Script `yaml:"scripts"`
+	// Plugins are hook plugins, separate processes (see package plugins),
+	// by name; bindings refer to them.
+	Plugins []Plugin `yaml:"plugins"`
 	// Hooks are hook bindings that run on every route, before the route's own.
 	Hooks []HookBinding `yaml:"hooks"`
+	// Redis is the server that holds shared rate limits.
+	Redis Redis `yaml:"redis"`
 
 	// Source is the file the configuration was read from ("" when built in Go).
 	Source string `yaml:"-"`
@@ -60,9 +68,56 @@ type Admin struct {
 	// Address is host:port of the admin listener. Default "127.0.0.1:9901".
 	// A non-loopback address requires Token.
 	Address string `yaml:"address"`
-	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// mutating endpoints (and on all endpoints off loopback). Redacted in /admin/config.
+	// Token is the admin bearer token, sent as "Authorization: Bearer
+	// <token>". Mutating endpoints (POST /admin/reload) require it and are
+	// refused (403) while it is empty, even on loopback; off loopback every
+	// endpoint but /healthz and /readyz requires it too. Default empty.
+	// Redacted in /admin/config.
 	Token string `yaml:"token"`
+}
+
+// Observe configures observability. Everything here is derived from
+// passports after each request; none of it can delay one. Changes apply on
+// restart only.
+type Observe struct {
+	// Metrics derives Prometheus metrics, the key numbers, the state-machine
+	// graph and the kept passports (recent, slowest, failed) from every
+	// request. Default true. When false, /metrics keeps only the process,
+	// runtime, hook and endpoint collectors and the admin page shows no traffic.
+	Metrics bool `yaml:"metrics"`
+	// Passports is how many passports each of the recent, slowest and failed
+	// rings keeps for /admin/passports. Default 256.
+	Passports int `yaml:"passports"`
+	// Tracing exports OpenTelemetry spans built from passports.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Tracing configures traces: W3C traceparent (and B3, accepted) is read
+// from requests and sent to endpoints; sampled requests become a request
+// span with a child per hook call and per upstream attempt, exported by
+// OTLP over HTTP. Headers for the collector (an API key) come from the
+// OTEL_EXPORTER_OTLP_HEADERS environment variable.
+type Tracing struct {
+	// Enabled turns tracing on. Default false: no header is read or sent.
+	Enabled bool `yaml:"enabled"`
+	// Endpoint is the OTLP/HTTP traces URL. Default "http://127.0.0.1:4318/v1/traces".
+	Endpoint string `yaml:"endpoint"`
+	// SamplePerMillion is how many of a million new traces are sampled
+	// (10000 is 1%); a request that comes with a trace context follows its
+	// caller's decision. Default 10000, at most 1000000.
+	SamplePerMillion int `yaml:"sample_per_million"`
+	// Queue is how many sampled requests may wait to become spans. Default
+	// 2048. When full, further ones are dropped and counted
+	// (gatehouse_trace_dropped_total); requests never wait for it.
+	Queue int `yaml:"queue"`
+	// BatchSize is the most spans sent in one export. Default 512.
+	BatchSize int `yaml:"batch_size"`
+	// ExportTimeout bounds one export to the collector. Default 10s.
+	ExportTimeout Duration `yaml:"export_timeout"`
+	// BatchDelay is the longest a span waits before its batch is sent. Default 5s.
+	BatchDelay Duration `yaml:"batch_delay"`
+	// ServiceName names the gateway in spans. Default "gatehouse".
+	ServiceName string `yaml:"service_name"`
 }
 
 // Logging configures logs.
@@ -186,6 +241,57 @@ type Service struct {
 	Limits ServiceLimits `yaml:"limits"`
 	// Retry bounds retries to this service's endpoints.
 	Retry Retry `yaml:"retry"`
+	// Admission is the service's adaptive concurrency limit and its queue
+	// (off by default).
+	Admission Admission `yaml:"admission"`
+}
+
+// Admission configures a service's adaptive concurrency limit (see package
+// core/admission and docs/shaping.md): requests to the service beyond the
+// limit wait in a bounded priority queue; the limit follows the latency the
+// service shows (Vegas: it grows while latency stays near the lowest seen
+// and shrinks when latency shows a queue at the service). A request that
+// cannot be admitted in time is shed: 503 with Retry-After (outcome shed),
+// lowest priority first. The global hard cap on all requests is
+// limits.server.max_requests.
+type Admission struct {
+	// Enabled turns admission control on for the service. Default false.
+	Enabled bool `yaml:"enabled"`
+	// InitialLimit is the concurrency limit at start. Default 20.
+	InitialLimit int `yaml:"initial_limit"`
+	// MinLimit is the lowest the limit goes. Default 2.
+	MinLimit int `yaml:"min_limit"`
+	// MaxLimit is the hard cap on the service's requests in flight,
+	// whatever the latency says. Default 1000.
+	MaxLimit int `yaml:"max_limit"`
+	// MaxQueue is the most requests waiting for the service. Default 256.
+	// When full, a request evicts the oldest waiter of a lower tier, or is
+	// shed (reason queue_full).
+	MaxQueue int `yaml:"max_queue"`
+	// QueueTimeout is the longest a request waits for a slot (within its
+	// deadline) while the service is not overloaded. Default 1s. At the
+	// bound it is shed (reason queue_timeout).
+	QueueTimeout Duration `yaml:"queue_timeout"`
+	// QueueTarget is the longest a request waits once the service is
+	// overloaded (queue non-empty for QueueInterval); waiters past it are
+	// shed (reason overload) and each tier is served newest first. Default
+	// 20ms; set it near the service's own latency.
+	QueueTarget Duration `yaml:"queue_target"`
+	// QueueInterval is how long the queue must stay non-empty before the
+	// service counts as overloaded. Default 100ms.
+	QueueInterval Duration `yaml:"queue_interval"`
+	// Window is the shortest window of latency samples the limit is
+	// adjusted on. Default 100ms.
+	Window Duration `yaml:"window"`
+	// WindowSamples is the fewest samples a window needs (it also ends after
+	// 10 × window with one sample). Default 10.
+	WindowSamples int `yaml:"window_samples"`
+	// BaseWindow is how long the lowest latency seen (the service's latency
+	// without a queue) is remembered: one to two base windows. Default 30s.
+	BaseWindow Duration `yaml:"base_window"`
+	// RetryAfter is the Retry-After sent with a shed request's 503, rounded
+	// up to whole seconds. Default 1s.
+	RetryAfter Duration `yaml:"retry_after"`
 }
 
 // Retry bounds retries. A failed attempt is retried only when it is safe
@@ -305,6 +411,162 @@ type Route struct {
 	Limits RouteLimits `yaml:"limits"`
 	// Hooks are this route's hook bindings, run after the global ones.
 	Hooks []HookBinding `yaml:"hooks"`
+	// Priority is the tier of the route's requests when no shape hook sets
+	// one: critical, default, degraded or bulk. Default "default". Admission
+	// sheds the lowest tier first.
+	Priority string `yaml:"priority"`
+	// RateLimit limits the route's requests per key. Absent: no limit.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a token bucket per key: each bucket holds at most Burst
+// tokens and gains Rate tokens every Per; a request takes its cost (1, or
+// what a shape hook says) or is refused with 429, Retry-After set to the
+// time until it would fit (outcome rate_limited). The key is the shape
+// hook's rate key, or Key's default.
+type RateLimit struct {
+	// Rate is the number of tokens added every Per. Required.
+	Rate int `yaml:"rate"`
+	// Per is the refill period. Default 1s.
+	Per Duration `yaml:"per"`
+	// Burst is a bucket's size: the most tokens taken at once. Default: Rate.
+	Burst int `yaml:"burst"`
+	// Key is the bucket of requests no shape hook keys: "client_ip" (one
+	// bucket per client address, the default) or "route" (one for the route).
+	Key string `yaml:"key"`
+	// Shared keeps the buckets in Redis (see redis), common to every gateway
+	// instance using it. While Redis is down or slower than redis.timeout,
+	// each instance counts locally with the same rule. Default false.
+	Shared bool `yaml:"shared"`
+	// MaxKeys bounds the buckets kept in memory for the route; past it the
+	// least recently used is dropped (its key starts again full). Default 100000.
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// Redis is the server that holds shared rate limits (routes[].rate_limit
+// with shared: true). No request waits on it longer than Timeout: a call
+// that fails or overruns switches every shared limit to local buckets
+// (logged, and counted in gatehouse_ratelimit_redis_fallbacks_total) until a
+// probe finds Redis answering again.
+type Redis struct {
+	// Address is host:port of the Redis server. Required when a route's
+	// rate limit is shared.
+	Address string `yaml:"address"`
+	// Timeout bounds every Redis call, connecting included. Default 20ms.
+	Timeout Duration `yaml:"timeout"`
+	// ProbeInterval is the time between checks of a Redis found down. Default 1s.
+	ProbeInterval Duration `yaml:"probe_interval"`
+	// PoolSize is the most connections to Redis. Default 64.
+	PoolSize int `yaml:"pool_size"`
+	// KeyPrefix starts the key of every shared bucket; gateways that should
+	// share limits use the same. Default "gatehouse:rl:".
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// Plugin is a hook plugin: a binary built with sdk/plugin.Serve, run as a
+// process of its own and called over gRPC (see package plugins). The gateway
+// does not start serving until every plugin is up; a plugin that fails to
+// start fails the start, or refuses a reload while the old version keeps
+// serving.
+type Plugin struct {
+	// Name identifies the plugin in bindings, logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Path is the plugin binary, an executable file. Required. When watch is
+	// on, replacing it (rename a new file over it) hot-reloads the plugin.
+	Path string `yaml:"path"`
+	// Args are the binary's arguments (without the program name).
+	Args []string `yaml:"args"`
+	// Env is the plugin's whole environment, as KEY=value entries: the
+	// gateway's own environment is not passed on.
+	Env []string `yaml:"env"`
+	// Config is passed to the plugin at start, as JSON. At most one of config
+	// and config_file.
+	Config map[string]any `yaml:"config"`
+	// ConfigFile is a file whose contents are passed to the plugin at start,
+	// instead of config; with watch it is watched like the binary.
+	ConfigFile string `yaml:"config_file"`
+	// StartTimeout bounds a start: process start, handshake, configuration
+	// and the first health check. Default 10s. At the bound the process is
+	// killed and the start fails.
+	StartTimeout Duration `yaml:"start_timeout"`
+	// Health configures the health pings of a running plugin.
+	Health PluginHealth `yaml:"health"`
+	// Restart configures restarts after a crash or a hang.
+	Restart PluginRestart `yaml:"restart"`
+	// DrainTimeout bounds how long a replaced version (reload, shutdown)
+	// waits for its calls in flight before its process is stopped. Default
+	// 10s. Calls still running then fail and their bindings' on_failure
+	// applies.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// MaxConcurrent bounds the calls in flight to the plugin, across all its
+	// bindings. Default 1024. Over it a call fails at once (overloaded).
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxMessageBytes bounds every gRPC message to and from the plugin; at
+	// least 4KiB. Default 1MiB. A larger answer fails its call (too_large).
+	MaxMessageBytes Size `yaml:"max_message_bytes"`
+	// MaxBodyBytes bounds the request body sent to the plugin when a binding
+	// asks for it (body_bytes); at most half of max_message_bytes. Default
+	// 64KiB. A longer body is cut and marked truncated.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// Cache bounds the decisions the plugin marks cacheable.
+	Cache PluginCache `yaml:"cache"`
+	// Watch hot-reloads the plugin when its binary or config_file changes:
+	// the new version must start and pass a health check before it serves;
+	// one that fails is refused and the old one keeps serving. Default true.
+	Watch bool `yaml:"watch"`
+	// Limits are optional OS bounds on the plugin process (Linux rlimits).
+	Limits PluginLimits `yaml:"limits"`
+}
+
+// PluginHealth configures a plugin's health pings.
+type PluginHealth struct {
+	// Interval is the time between pings. Default 1s.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one ping. Default 500ms. A ping over it fails.
+	Timeout Duration `yaml:"timeout"`
+	// Failures is how many pings in a row may fail before the plugin is
+	// deemed hung, killed and restarted. Default 3.
+	Failures int `yaml:"failures"`
+}
+
+// PluginRestart configures the restarts of a plugin that crashed or hung.
+// While it is down, calls fail at once and the bindings' on_failure applies.
+type PluginRestart struct {
+	// BackoffMin is the wait before the first restart. Default 50ms.
+	BackoffMin Duration `yaml:"backoff_min"`
+	// BackoffMax caps the wait, which doubles with every failed restart; at
+	// least backoff_min. Default 30s.
+	BackoffMax Duration `yaml:"backoff_max"`
+	// StableAfter is how long a process must run for the wait to start again
+	// from backoff_min. Default 10s.
+	StableAfter Duration `yaml:"stable_after"`
+}
+
+// PluginCache bounds a plugin's decision cache (decisions the plugin marks
+// cacheable, for example an auth result per token).
+type PluginCache struct {
+	// MaxEntries bounds the cached decisions; absent: no caching. The least
+	// recently used entry goes first.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxTTL caps the time a decision is reused, whatever the plugin asks.
+	// Default 1m.
+	MaxTTL Duration `yaml:"max_ttl"`
+}
+
+// PluginLimits are optional OS bounds set on the plugin process with
+// prlimit(2) right after it starts (Linux only). Absent: inherited.
+type PluginLimits struct {
+	// Memory bounds the process's virtual address space (RLIMIT_AS), not its
+	// resident memory: a Go plugin reserves about 1.5GiB of address space
+	// idle, so give it 3GiB or more. At the bound allocations fail; a Go
+	// plugin dies and is restarted as after a crash.
+	Memory Size `yaml:"memory"`
+	// CPU bounds the CPU time the process may use over its whole life
+	// (RLIMIT_CPU, whole seconds, rounded up). At the bound it is killed and
+	// restarted: this stops a plugin that spins.
+	CPU Duration `yaml:"cpu"`
+	// OpenFiles bounds its open file descriptors (RLIMIT_NOFILE).
+	OpenFiles int `yaml:"open_files"`
 }
 
 // Script is a JavaScript hook: a file defining any of the phase functions,
@@ -322,10 +584,12 @@ type Script struct {
 }
 
 // HookBinding binds a hook to a route (or to every route) with its bounds.
-// Exactly one of Script and Go names the hook.
+// Exactly one of Script, Plugin and Go names the hook.
 type HookBinding struct {
 	// Script names a configured script.
 	Script string `yaml:"script"`
+	// Plugin names a configured plugin.
+	Plugin string `yaml:"plugin"`
 	// Go names a compiled-in Go hook (require_header, response_headers).
 	Go string `yaml:"go"`
 	// Config configures a compiled-in Go hook.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -59,6 +60,7 @@ func (c *Config) validate() Errors {
 	k := &checker{c: c}
 	k.listeners()
 	k.admin()
+	k.observe()
 	k.logging()
 	k.bounds("limits.server", c.Limits.Server, nil)
 	k.bounds("limits.request", c.Limits.Request, nil)
@@ -66,6 +68,7 @@ func (c *Config) validate() Errors {
 	k.services()
 	k.routes()
 	k.scripts()
+	k.plugins()
 	k.bindings("hooks", c.Hooks, 0)
 	for i, r := range c.Routes {
 		k.bindings(fmt.Sprintf("routes[%d].hooks", i), r.Hooks, len(c.Hooks))
@@ -102,16 +105,24 @@ func (k *checker) bindings(path string, bs []HookBinding, before int) {
 	}
 	for i, b := range bs {
 		p := fmt.Sprintf("%s[%d]", path, i)
+		named := 0
+		for _, s := range []string{b.Script, b.Plugin, b.Go} {
+			if s != "" {
+				named++
+			}
+		}
 		switch {
-		case b.Script == "" && b.Go == "":
-			k.add(p, "names no hook: set script or go")
-		case b.Script != "" && b.Go != "":
-			k.add(p, "names two hooks: set only one of script and go")
+		case named == 0:
+			k.add(p, "names no hook: set script, plugin or go")
+		case named > 1:
+			k.add(p, "names more than one hook: set only one of script, plugin and go")
 		case b.Script != "" && !k.hasScript(b.Script):
 			k.add(p+".script", "unknown script %s (known: %s)", quote(b.Script), k.scriptNames())
+		case b.Plugin != "" && !k.hasPlugin(b.Plugin):
+			k.add(p+".plugin", "unknown plugin %s (known: %s)", quote(b.Plugin), k.pluginNames())
 		}
 		if b.Config != nil && b.Go == "" {
-			k.add(p+".config", "only compiled-in (go) hooks take config here; a script's config goes under scripts[]")
+			k.add(p+".config", "only compiled-in (go) hooks take config here; a script's or plugin's config goes under scripts[] or plugins[]")
 		}
 		seen := map[string]bool{}
 		for j, ph := range b.Phases {
@@ -138,6 +149,100 @@ func (k *checker) bindings(path string, bs []HookBinding, before int) {
 			k.add(p+".body_bytes", "must not be negative, got %s", quote(b.BodyBytes.String()))
 		}
 	}
+}
+
+// minPluginMessage is the smallest max_message_bytes: a request view with
+// its headers must fit.
+const minPluginMessage = 4 * KiB
+
+func (k *checker) plugins() {
+	names := make(map[string]string)
+	for i, pl := range k.c.Plugins {
+		p := fmt.Sprintf("plugins[%d]", i)
+		k.unique(p+".name", "plugin name", pl.Name, pl.Name, names)
+		if strings.ContainsAny(pl.Name, "/\\\x00") {
+			k.add(p+".name", "must not contain slashes, got %s", quote(pl.Name))
+		}
+		k.executable(p+".path", pl.Path)
+		if pl.Config != nil && pl.ConfigFile != "" {
+			k.add(p, "set at most one of config and config_file")
+		}
+		if pl.ConfigFile != "" {
+			k.readable(p+".config_file", pl.ConfigFile)
+		}
+		for j, kv := range pl.Env {
+			if key, _, ok := strings.Cut(kv, "="); !ok || key == "" {
+				k.add(fmt.Sprintf("%s.env[%d]", p, j), "must be KEY=value, got %s", quote(kv))
+			}
+		}
+		k.bounds(p, struct {
+			StartTimeout  Duration `yaml:"start_timeout"`
+			DrainTimeout  Duration `yaml:"drain_timeout"`
+			MaxConcurrent int      `yaml:"max_concurrent"`
+		}{pl.StartTimeout, pl.DrainTimeout, pl.MaxConcurrent}, nil)
+		k.bounds(p+".health", pl.Health, nil)
+		k.bounds(p+".restart", pl.Restart, nil)
+		if pl.Restart.BackoffMax < pl.Restart.BackoffMin {
+			k.add(p+".restart.backoff_max", "must be at least restart.backoff_min (%s), got %s", pl.Restart.BackoffMin, quote(pl.Restart.BackoffMax.String()))
+		}
+		if pl.MaxMessageBytes < minPluginMessage {
+			k.add(p+".max_message_bytes", "must be at least %s, got %s", minPluginMessage, quote(pl.MaxMessageBytes.String()))
+		}
+		if pl.MaxBodyBytes <= 0 || pl.MaxBodyBytes > pl.MaxMessageBytes/2 {
+			k.add(p+".max_body_bytes", "must be positive and at most half of max_message_bytes (%s), got %s", pl.MaxMessageBytes/2, quote(pl.MaxBodyBytes.String()))
+		}
+		if pl.Cache.MaxEntries < 0 {
+			k.add(p+".cache.max_entries", "must not be negative, got %d", pl.Cache.MaxEntries)
+		}
+		if pl.Cache.MaxTTL <= 0 {
+			k.add(p+".cache.max_ttl", "must be a positive duration, got %s", quote(pl.Cache.MaxTTL.String()))
+		}
+		if pl.Limits.Memory < 0 {
+			k.add(p+".limits.memory", "must not be negative, got %s", quote(pl.Limits.Memory.String()))
+		}
+		if pl.Limits.CPU < 0 {
+			k.add(p+".limits.cpu", "must not be negative, got %s", quote(pl.Limits.CPU.String()))
+		}
+		if pl.Limits.OpenFiles < 0 {
+			k.add(p+".limits.open_files", "must not be negative, got %d", pl.Limits.OpenFiles)
+		}
+	}
+}
+
+// executable checks that name is an executable regular file.
+func (k *checker) executable(path, name string) {
+	if name == "" {
+		k.add(path, "required")
+		return
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		k.add(path, "cannot use %s: %v", quote(name), errors.Unwrap(err))
+		return
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		k.add(path, "%s is not an executable file", quote(name))
+	}
+}
+
+func (k *checker) hasPlugin(name string) bool {
+	for _, p := range k.c.Plugins {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *checker) pluginNames() string {
+	var names []string
+	for _, p := range k.c.Plugins {
+		names = append(names, p.Name)
+	}
+	if len(names) == 0 {
+		return "none are configured"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (k *checker) hasScript(name string) bool {
@@ -251,6 +356,22 @@ func (k *checker) admin() {
 	}
 }
 
+func (k *checker) observe() {
+	t := k.c.Observe.Tracing
+	if t.SamplePerMillion > 1_000_000 {
+		k.add("observe.tracing.sample_per_million", "at most 1000000 (every trace); got %d", t.SamplePerMillion)
+	}
+	if !t.Enabled {
+		return
+	}
+	if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		k.add("observe.tracing.endpoint", "must be an http:// or https:// URL; got %s", quote(t.Endpoint))
+	}
+	if t.ServiceName == "" {
+		k.add("observe.tracing.service_name", "required")
+	}
+}
+
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
@@ -327,6 +448,7 @@ func (k *checker) services() {
 		if r := s.Retry; r.BackoffBase > r.BackoffMax && r.BackoffMax > 0 {
 			k.add(p+".retry.backoff_base", "must not exceed retry.backoff_max (%s), got %s", r.BackoffMax, quote(r.BackoffBase.String()))
 		}
+		k.admission(p+".admission", s.Admission)
 	}
 }
 
@@ -432,7 +554,9 @@ func (k *checker) routes() {
 			k.unique(mp, "method", method, method, seen)
 		}
 		k.bounds(p+".limits.request", r.Limits.Request, k.c.Limits.Request)
+		k.shaping(p, r)
 	}
+	k.redis()
 }
 
 // checkAddress checks host:port with a numeric port in 1..65535, and says

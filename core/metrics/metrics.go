@@ -1,104 +1,175 @@
 // Package metrics derives every number from finished requests' passports:
-// Prometheus counters and histograms, an HdrHistogram of overhead for the
-// key numbers, and a ring of recent passports for the admin API. Nothing in
-// the request path calls it except through the proxy.Observer interface.
+// Prometheus counters and histograms, the three key numbers (overhead p99.9,
+// request rate, error rate) from in-process meters and a sliding-window
+// HdrHistogram, the state machine's per-edge counts and times, and rings of
+// recent, slowest and failed passports for the admin API. Nothing in the
+// request path calls it except through the proxy.Observer interface.
 package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/meter"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/proxy"
 )
 
+// Options configure Metrics.
+type Options struct {
+	// InFlight reports requests being served (a gauge read at scrape time).
+	InFlight func() float64
+	// Passports is the size of each ring of kept passports (recent,
+	// slowest, failed). Default 256.
+	Passports int
+	// SlowestWindow is how long a slow request stays among the slowest
+	// before newer ones may replace it even when faster. Default 5m.
+	SlowestWindow time.Duration
+	// Now tells the time for reading the key numbers. Default time.Now.
+	Now func() time.Time
+}
+
 // Metrics is the passport observer that feeds /metrics and the admin API.
+//
+// Observe takes one lock for everything a request adds to (its series'
+// count and histograms, the overhead window, the state machine's edges):
+// one lock and plain increments cost less than an atomic operation per
+// number, and keep Observe's share of a request's CPU small.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	overhead *prometheus.HistogramVec
+	index      atomic.Pointer[seriesSet] // read without a lock
+	reg        registry
+	durLayout  *layout
+	overLayout *layout
 
-	cache sync.Map // counterKey → *series
+	// Rates, counted with atomic adds outside the lock.
+	now     func() time.Time
+	reqs    meter.Meter
+	errs    meter.Meter
+	history history
 
-	hmu sync.Mutex
-	hdr *hdrhistogram.Histogram // overhead in microseconds since the last reset
+	emu   sync.Mutex
+	ebase []edgeBase // snapshots for windowed per-edge quantiles, oldest first
 
-	Recent *Ring
+	// mu guards window and edges, and every series' counts and histograms.
+	mu sync.Mutex
+	// window is the overhead in µs over the last minute (the key number)
+	// and since the last reset (/admin/api/overhead).
+	window *meter.Window
+	// Edges of the state machine: time from one state to the next.
+	edges [int(passport.NumStates) * int(passport.NumStates)]*meter.Hist
+
+	Recent  *Ring
+	Slowest *Slowest
+	Failed  *Ring
 }
-
-type counterKey struct {
-	listener, route, service string
-	outcome                  failure.Kind
-	code                     int
-}
-
-type series struct {
-	requests prometheus.Counter
-	duration prometheus.Observer
-	overhead prometheus.Observer
-}
-
-// durationBuckets go from 50µs to about 100s, 16 per decade.
-func durationBuckets() []float64 { return prometheus.ExponentialBucketsRange(50e-6, 100, 16*6+4) }
-
-// overheadBuckets go from 1µs to 100ms, 16 per decade.
-func overheadBuckets() []float64 { return prometheus.ExponentialBucketsRange(1e-6, 0.1, 16*5+1) }
 
 // New registers the gateway's metrics, the Go runtime and process collectors
-// on a fresh registry. inFlight reports requests being served.
-func New(inFlight func() float64) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), Recent: NewRing(256)}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_requests_total", Help: "Finished requests by listener, route, service, outcome and status code.",
-	}, []string{"listener", "route", "service", "outcome", "code"})
-	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "gatehouse_request_duration_seconds", Help: "Total time of a request, from its first byte to its end.",
-		Buckets: durationBuckets(), NativeHistogramBucketFactor: 1.05,
-	}, []string{"route", "outcome"})
-	m.overhead = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "gatehouse_overhead_seconds", Help: "Time the gateway added to a request: total minus waiting on the client, the endpoint and external hooks.",
-		Buckets: overheadBuckets(), NativeHistogramBucketFactor: 1.05,
-	}, []string{"route"})
-	m.hdr = hdrhistogram.New(1, 60_000_000, 3)
-	m.Registry.MustRegister(m.requests, m.duration, m.overhead,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_requests_in_flight", Help: "Requests being served."}, inFlight),
+// on a fresh registry, with default options. inFlight reports requests being served.
+func New(inFlight func() float64) *Metrics { return NewWithOptions(Options{InFlight: inFlight}) }
+
+// NewWithOptions is New with options.
+func NewWithOptions(o Options) *Metrics {
+	if o.Passports <= 0 {
+		o.Passports = 256
+	}
+	if o.SlowestWindow <= 0 {
+		o.SlowestWindow = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.InFlight == nil {
+		o.InFlight = func() float64 { return 0 }
+	}
+	m := &Metrics{Registry: prometheus.NewRegistry(), now: o.Now,
+		Recent: NewRing(o.Passports), Failed: NewRing(o.Passports), Slowest: NewSlowest(o.Passports, o.SlowestWindow),
+		window:    meter.NewWindow(6, int64(10*time.Second), 60_000_000),
+		durLayout: newLayout(durationBuckets()), overLayout: newLayout(overheadBuckets())}
+	m.reg.durations, m.reg.overheads = map[durationKey]*histo{}, map[string]*histo{}
+	m.index.Store(&seriesSet{})
+	m.Registry.MustRegister(seriesCollector{m},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_requests_in_flight", Help: "Requests being served."}, o.InFlight),
+		keyCollector{m}, edgeCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// Observe records one finished request.
+// IsError reports whether a finished request counts against the error
+// rate: answered with a 5xx (the gateway's or the endpoint's), or cut short
+// by the endpoint after its head was sent. Client mistakes, hook rejections
+// and unknown routes are not errors of the gateway.
+func IsError(r *proxy.Record) bool {
+	return r.Status >= 500 || r.Outcome != failure.Success && failure.SourceOf(r.Outcome) == failure.SourceUpstream
+}
+
+// Observe records one finished request. It allocates nothing once the
+// request's labels have been seen.
 func (m *Metrics) Observe(r *proxy.Record) {
-	k := counterKey{listener: r.Listener, route: r.Route, service: r.Service, outcome: r.Outcome, code: r.Status}
-	s, ok := m.cache.Load(k)
-	if !ok {
-		code := itoa(r.Status)
-		route := r.Route
-		if route == "" {
-			route = "-"
-		}
-		s, _ = m.cache.LoadOrStore(k, &series{
-			requests: m.requests.WithLabelValues(r.Listener, route, orDash(r.Service), r.Outcome.String(), code),
-			duration: m.duration.WithLabelValues(route, r.Outcome.String()),
-			overhead: m.overhead.WithLabelValues(route),
-		})
-	}
-	se := s.(*series)
+	se := m.seriesOf(r)
 	p := r.Passport
 	total, over := p.Total(), p.Overhead()
-	se.requests.Inc()
-	se.duration.Observe(total.Seconds())
-	se.overhead.Observe(over.Seconds())
-	m.hmu.Lock()
-	m.hdr.RecordValue(max(over.Microseconds(), 1))
-	m.hmu.Unlock()
+	// The request's end, on the passport's clock: no extra clock read.
+	end := p.Start().Add(total).UnixNano()
+	m.reqs.Mark(1, end)
+	if IsError(r) {
+		m.errs.Mark(1, end)
+	}
+
+	m.mu.Lock()
+	se.requests++
+	se.duration.record(int64(total))
+	se.overhead.record(int64(over))
+	m.window.Record(max(over.Microseconds(), 1), end)
+	m.observeEdges(p)
+	m.mu.Unlock()
+
 	m.Recent.Add(r)
+	if r.Outcome != failure.Success {
+		m.Failed.Add(r)
+	}
+	m.Slowest.Add(r)
+}
+
+// observeEdges records the time of every transition in p, under m.mu.
+// Events inside a state (hook enter/exit, the upload's end) do not cut
+// transitions.
+func (m *Metrics) observeEdges(p *passport.Passport) {
+	prev := passport.Invalid
+	var at time.Duration
+	for i, n := 0, p.Len(); i < n; i++ {
+		st := p.At(i)
+		switch st.State {
+		case passport.HookEnter, passport.HookExit, passport.ReqBodySent:
+			continue
+		}
+		if prev != passport.Invalid && st.State < passport.NumStates {
+			e := &m.edges[int(prev)*int(passport.NumStates)+int(st.State)]
+			if *e == nil {
+				*e = new(meter.Hist)
+			}
+			(*e).Record(int64(st.Offset - at))
+		}
+		prev, at = st.State, st.Offset
+	}
+}
+
+// edgeSnapshot copies edge i's histogram into s, reporting false when no
+// request took the edge yet.
+func (m *Metrics) edgeSnapshot(i int, s *meter.Snapshot) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.edges[i]; h != nil {
+		h.Snapshot(s)
+		return true
+	}
+	return false
 }
 
 // OverheadSnapshot is the overhead distribution since the last reset, in µs.
@@ -113,15 +184,10 @@ type OverheadSnapshot struct {
 
 // Overhead returns the overhead distribution, and with reset starts a new one.
 func (m *Metrics) Overhead(reset bool) OverheadSnapshot {
-	m.hmu.Lock()
-	defer m.hmu.Unlock()
-	h := m.hdr
-	s := OverheadSnapshot{Count: h.TotalCount(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),
-		P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max()}
-	if reset {
-		h.Reset()
-	}
-	return s
+	m.mu.Lock()
+	q := m.window.SinceReset(reset)
+	m.mu.Unlock()
+	return OverheadSnapshot{Count: q.Count, P50: q.P50, P90: q.P90, P99: q.P99, P999: q.P999, Max: q.Max}
 }
 
 func orDash(s string) string {
@@ -143,66 +209,4 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
-}
-
-// Entry is a kept copy of a finished request.
-type Entry struct {
-	ID, Route, Service, Endpoint, Method, Path, Outcome, Err string
-	Status                                                   int
-	Start                                                    time.Time
-	Total, Overhead                                          time.Duration
-	stamps                                                   [passport.Capacity]passport.Stamp
-	n                                                        int
-}
-
-// Passport returns the entry's passport in text form.
-func (e *Entry) Passport() string {
-	var b []byte
-	for i := 0; i < e.n; i++ {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = passport.AppendStamp(b, e.stamps[i])
-	}
-	return string(b)
-}
-
-// Ring keeps the most recent requests in preallocated slots: adding one
-// copies its stamps and allocates nothing.
-type Ring struct {
-	mu    sync.Mutex
-	slots []Entry
-	next  int
-	count int
-}
-
-// NewRing returns a ring of n entries.
-func NewRing(n int) *Ring { return &Ring{slots: make([]Entry, n)} }
-
-// Add copies r into the ring.
-func (g *Ring) Add(r *proxy.Record) {
-	p := r.Passport
-	g.mu.Lock()
-	e := &g.slots[g.next]
-	g.next = (g.next + 1) % len(g.slots)
-	g.count = min(g.count+1, len(g.slots))
-	e.ID, e.Route, e.Service, e.Endpoint, e.Method, e.Path, e.Err = r.ID, r.Route, r.Service, r.Endpoint, r.Method, r.Path, r.Err
-	e.Outcome, e.Status = r.Outcome.String(), r.Status
-	e.Start, e.Total, e.Overhead = p.Start(), p.Total(), p.Overhead()
-	e.n = min(p.Len(), passport.Capacity)
-	for i := 0; i < e.n; i++ {
-		e.stamps[i] = p.At(i)
-	}
-	g.mu.Unlock()
-}
-
-// Snapshot returns copies of the kept entries, newest first.
-func (g *Ring) Snapshot() []Entry {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make([]Entry, 0, g.count)
-	for i := 1; i <= g.count; i++ {
-		out = append(out, g.slots[(g.next-i+len(g.slots))%len(g.slots)])
-	}
-	return out
 }

@@ -48,6 +48,9 @@ func (st *reqState) forward() {
 	setForwarded(req.Header, req)
 	st.idValue[0] = req.ID
 	req.Header["X-Request-Id"] = st.idValue[:]
+	if st.rec.Trace.On() {
+		st.rec.Trace.Inject(req.Header)
+	}
 	grpc := len(req.Header["Grpc-Timeout"]) > 0
 	if svc.transport != nil {
 		setTimeLeft(req.Header, time.Until(st.deadline), grpc)

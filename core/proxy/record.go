@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/passport"
+	"github.com/gatehouse/gatehouse/core/traceparent"
 )
 
 // Record is a finished request as observers see it. It and its passport are
@@ -28,6 +29,8 @@ type Record struct {
 	BytesOut int64 // response body bytes written to the client
 	Attempts int
 	Passport *passport.Passport
+	// Trace is the request's trace context; zero when tracing is off.
+	Trace traceparent.Context
 }
 
 // Observer receives finished requests. Observe runs on the request's

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/core/admission"
 	"github.com/gatehouse/gatehouse/core/balance"
 	"github.com/gatehouse/gatehouse/core/config"
 	"github.com/gatehouse/gatehouse/core/health"
@@ -17,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/core/pool"
 	"github.com/gatehouse/gatehouse/core/retry"
 	"github.com/gatehouse/gatehouse/core/route"
+	"github.com/gatehouse/gatehouse/core/traceparent"
 	"github.com/gatehouse/gatehouse/sdk"
 	"github.com/rs/zerolog"
 )
@@ -35,11 +37,19 @@ type Shared struct {
 	// Scripts resolves a binding's script name to its versions (the
 	// gateway keeps the script hosts); nil when no scripts are configured.
 	Scripts func(name string) hook.Source
+	// Plugins resolves a binding's plugin name to its versions (the
+	// gateway keeps the plugin hosts); nil when no plugins are configured.
+	Plugins func(name string) hook.Source
 	// HookObservers runs observe hooks after requests; nil until first needed.
 	HookObservers *hook.Observers
+	// Tracing, when set, starts a trace context for every request (read
+	// from the caller's headers or new, sampled) and sends it to endpoints;
+	// nil means tracing is off and nothing is read or injected.
+	Tracing atomic.Pointer[traceparent.Sampler]
 
 	inflight  atomic.Int64
 	passports passport.Pool
+	shape     shaping // admission limiters, rate-limit buckets, Redis (under mu)
 
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
@@ -104,6 +114,10 @@ type Route struct {
 	// Hooks are the route's bindings, global ones first; nil without hooks.
 	Hooks       *hook.Chain
 	globalHooks int
+	// Priority is the tier of requests no shape hook places.
+	Priority sdk.Priority
+	// RateLimit is the route's rate limit; nil without one.
+	RateLimit *rateLimit
 }
 
 // RequestLimits are a route's request bounds, in Go units.
@@ -126,6 +140,10 @@ type Service struct {
 	// ReplayBodyBytes and MinAttemptTime: see config.Retry.
 	ReplayBodyBytes int64
 	MinAttemptTime  time.Duration
+	// Admission is the service's adaptive concurrency limit; nil when off.
+	// RetryAfter goes with the 503 of a request it sheds.
+	Admission  *admission.Limiter
+	RetryAfter time.Duration
 	// pools by endpoint address (http1); transport for h2c/h2.
 	pools     map[string]*pool.Pool
 	transport *http.Transport
@@ -270,6 +288,9 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		specs = append(specs, route.Spec[*Route]{Name: rc.Name, Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix,
 			Methods: rc.Match.Methods, Target: r})
 	}
+	if err := buildShaping(cfg, rt, shared); err != nil {
+		return nil, err
+	}
 	rt.routes = route.NewTable(specs)
 	return rt, nil
 }
@@ -297,6 +318,15 @@ func buildBindings(cfg *config.Config, path string, bs []config.HookBinding, sha
 			}
 			hb.Name = b.Go
 			hb.Source = hook.Static{V: hook.NewVersion(b.Go, impl, "go")}
+		case b.Plugin != "":
+			var src hook.Source
+			if shared.Plugins != nil {
+				src = shared.Plugins(b.Plugin)
+			}
+			if src == nil {
+				return nil, configError(cfg, p+".plugin", fmt.Errorf("plugin %q is not running", b.Plugin))
+			}
+			hb.Name, hb.Source = b.Plugin, src
 		default:
 			var src hook.Source
 			if shared.Scripts != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/core/admission"
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/machine"
@@ -37,6 +38,10 @@ type reqState struct {
 	routing  hook.Routing
 	rejected *sdk.Reject
 	rewrote  bool // a route hook rewrote the path
+	// admitted is the limiter holding this request's slot (see admit);
+	// retryAfter, when set, goes with a 429/503 as Retry-After.
+	admitted   *admission.Limiter
+	retryAfter time.Duration
 
 	x       exchange  // the current attempt
 	idValue [1]string // X-Request-Id's value, both ways
@@ -101,6 +106,9 @@ func (rt *Runtime) Serve(cs ClientSide, req *Request) (abort bool) {
 	st.rt, st.req, st.cs = rt, req, cs
 	st.m.Start(rt.shared.passports.Get(rt.shared.Clock, req.Start))
 	st.m.To(passport.HeadersRead)
+	if s := rt.shared.Tracing.Load(); s != nil {
+		s.Start(&st.rec.Trace, req.Header)
+	}
 
 	st.serve()
 
@@ -173,7 +181,10 @@ func (st *reqState) serve() {
 		}
 	}
 	st.m.To(passport.Shaped)
-	st.m.To(passport.Admitted)
+	if !st.admit() {
+		return
+	}
+	defer st.release()
 	if chain != nil {
 		env := hook.RouteEnv{ServiceExists: rt.serviceExists, Timeout: time.Until(st.deadline)}
 		if vd := chain.Route(req.Ctx, &st.snap, &st.m, &st.view, st.deadline, env, &st.routing); vd != nil {
@@ -295,6 +306,9 @@ func (st *reqState) fail(err *failure.Error) {
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	h["X-Request-Id"] = []string{st.req.ID}
+	if st.retryAfter > 0 {
+		h["Retry-After"] = []string{retryAfterValue(st.retryAfter)}
+	}
 	if failure.SourceOf(err.Kind) == failure.SourceClient && st.req.ProtoMajor == 1 {
 		// The client misbehaved mid-message: do not read another request from it.
 		h["Connection"] = []string{"close"}
@@ -375,6 +389,7 @@ func (st *reqState) reset() {
 	st.rec = Record{}
 	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
 	st.view, st.shaping, st.routing, st.rejected, st.rewrote = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false
+	st.admitted, st.retryAfter = nil, 0
 	st.x = exchange{}
 	st.deadline, st.responded = time.Time{}, false
 	st.selfStopped.Store(false)

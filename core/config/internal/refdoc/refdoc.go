@@ -53,6 +53,7 @@ func Generate(src []byte) ([]byte, error) {
 		"routes[].hooks[]": reflect.ValueOf(config.NewHookBinding()),
 		"hooks[]":          reflect.ValueOf(config.NewHookBinding()),
 		"scripts[]":        reflect.ValueOf(config.NewScript("", "")),
+		"plugins[]":        reflect.ValueOf(config.NewPlugin("", "")),
 	}
 
 	b := &g.out
