@@ -36,11 +36,37 @@ var overheadPlans = map[harness.Mode]harness.Plan{
 	},
 }
 
+// The observability variants: gatehouse-obs-off derives nothing from
+// passports (observe.metrics: false, no tracing); gatehouse-obs-on derives
+// everything (metrics, key numbers, state-machine edges, the passport rings)
+// and traces 1% of requests. Its spans go to an OTLP endpoint that refuses
+// connections, so the cost measured includes building and encoding the
+// spans but not a collector's answers. The plain "gatehouse" peer is the
+// default configuration (metrics on, tracing off).
+const (
+	obsOff = "gatehouse-obs-off"
+	obsOn  = "gatehouse-obs-on"
+)
+
+func observabilityPeers() []harness.Peer {
+	return []harness.Peer{
+		&harness.Gatehouse{Label: obsOff, Config: func(c harness.GatehouseConfig) string {
+			return harness.DefaultGatehouseConfig(c) + "observe: {metrics: false}\n"
+		}},
+		&harness.Gatehouse{Label: obsOn, Config: func(c harness.GatehouseConfig) string {
+			return harness.DefaultGatehouseConfig(c) + `observe:
+  metrics: true
+  tracing: {enabled: true, sample_per_million: 10000, endpoint: "http://127.0.0.1:9/v1/traces"}
+`
+		}},
+	}
+}
+
 func overhead(ctx context.Context, e *harness.Env) (*harness.Report, error) {
 	return harness.Compare(ctx, e, harness.CompareSpec{
 		Name:  "overhead",
 		Title: "Gatehouse benchmark: proxy overhead",
-		Peers: harness.StandardPeers(),
+		Peers: append(harness.StandardPeers(), observabilityPeers()...),
 		Plan:  overheadPlans[e.Mode],
 	})
 }

@@ -1,6 +1,11 @@
 // Command backend is the benchmark's fixed HTTP/1.1 backend: every request gets
 // a 200 with a 64-byte body (size set by -body), optionally after -delay.
 //
+// With -workers N it has a fixed capacity, as a server with a pool of N
+// workers: at most N requests are served (their -delay) at once, the others
+// wait in arrival order, so it completes at most N / delay requests per
+// second whatever it is offered.
+//
 // It speaks just enough HTTP/1.1 (keep-alive, pipelining, Content-Length and
 // chunked request bodies) over raw connections to cost a few microseconds per
 // request: it shares a CPU with the load generator, and must not be what
@@ -37,6 +42,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18000", "listen address; must be a loopback IP")
 	delay := flag.Duration("delay", 0, "wait this long before each response (precise to microseconds)")
 	body := flag.Int("body", 64, "response body size in bytes")
+	workers := flag.Int("workers", 0, "serve at most this many requests' -delay at once, the rest waiting their turn (0: no limit)")
 	flag.Parse()
 	if err := load.CheckLoopback(*addr); err != nil {
 		fail(err)
@@ -52,6 +58,9 @@ func main() {
 		ln.Close()
 	}()
 	s := newServer(*body, *delay)
+	if *workers > 0 {
+		s.pool = make(chan struct{}, *workers)
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -69,6 +78,7 @@ func main() {
 type server struct {
 	keepAlive, closing []byte
 	delay              time.Duration
+	pool               chan struct{} // a slot per worker; nil: no limit
 }
 
 func newServer(body int, delay time.Duration) *server {
@@ -111,7 +121,13 @@ func (s *server) serve(c net.Conn) {
 			if bw.Buffered() > 0 {
 				bw.Flush()
 			}
+			if s.pool != nil {
+				s.pool <- struct{}{}
+			}
 			tm.Sleep(s.delay)
+			if s.pool != nil {
+				<-s.pool
+			}
 		}
 		resp := s.keepAlive
 		if !keep {
