@@ -114,7 +114,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	base := "http://" + g.Addr("public").String()
 	fmt.Fprintf(stdout, `Gatehouse demo
   gateway  %[1]s
-  admin    http://%[2]s   (/metrics, /admin/passports, /admin/config, /healthz)
+  admin    http://%[2]s   (open it in a browser: the live state machine; /metrics, /admin/passports, /admin/api/key)
   backends users %[3]s %[4]s, orders %[5]s
 
 Try:
