@@ -506,3 +506,21 @@ func ninesChart(title, footer string, names []string, hists []*hdrhistogram.Hist
 	}
 	return lc.SVG()
 }
+
+// writeResult writes the report of a scenario's result, partial ones (which
+// come with err) included, and returns err joined with any write error.
+func writeResult[R interface {
+	comparable
+	write(*harness.Env) (string, error)
+}](e *harness.Env, res R, err error) error {
+	var none R
+	if res == none {
+		return err
+	}
+	path, werr := res.write(e)
+	if werr != nil {
+		return errors.Join(err, werr)
+	}
+	e.Logf("wrote %s", path)
+	return err
+}

@@ -148,14 +148,7 @@ type retryStormResult struct {
 
 func retryStorm(ctx context.Context, e *harness.Env) (*harness.Report, error) {
 	res, err := runRetryStorm(ctx, e, retryStormPlans[e.Mode])
-	if res != nil {
-		path, werr := res.write(e)
-		if werr != nil {
-			return nil, errors.Join(err, werr)
-		}
-		e.Logf("wrote %s", path)
-	}
-	return nil, err
+	return nil, writeResult(e, res, err)
 }
 
 func runRetryStorm(ctx context.Context, e *harness.Env, plan retryStormPlan) (*retryStormResult, error) {

@@ -186,14 +186,7 @@ type slowNodeResult struct {
 
 func slowNode(ctx context.Context, e *harness.Env) (*harness.Report, error) {
 	res, err := runSlowNode(ctx, e, slowNodePlans[e.Mode])
-	if res != nil {
-		path, werr := res.write(e)
-		if werr != nil {
-			return nil, errors.Join(err, werr)
-		}
-		e.Logf("wrote %s", path)
-	}
-	return nil, err
+	return nil, writeResult(e, res, err)
 }
 
 // runSlowNode measures every configuration under plan. A partial result
