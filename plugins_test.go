@@ -59,6 +59,8 @@ func TestPlugins(t *testing.T) {
 	t.Run("HotSwap", func(t *testing.T) { testPluginHotSwap(t, bins) })
 	t.Run("StartAndReloadRefused", func(t *testing.T) { testPluginStartRefused(t, bins) })
 	t.Run("Config", func(t *testing.T) { testPluginConfig(t, bins) })
+	t.Run("BodyBytes", func(t *testing.T) { testPluginBodyBytes(t, bins) })
+	t.Run("SingleRoute", func(t *testing.T) { testPluginSingleRoute(t, bins) })
 }
 
 // pluginConfig is a gateway with one route and the given plugins and
@@ -195,7 +197,9 @@ func testAuthzAndQuota(t *testing.T, bins pluginBins) {
   - {plugin: quota, budget: 2s}
   - {plugin: echo, phases: [respond], budget: 2s}`
 	app := backend(t, named("app"))
-	h := start(t, pluginConfig(plugins, hooks), map[string]string{"APP": app})
+	// Admission on, so that the tiers quota assigns show in its metrics.
+	gwConfig := strings.Replace(pluginConfig(plugins, hooks), `endpoints: ["{{APP}}"]}`, `endpoints: ["{{APP}}"], admission: {enabled: true}}`, 1)
+	h := start(t, gwConfig, map[string]string{"APP": app})
 	c := client(t)
 
 	resp, body := getWith(t, c, h.url+"/x")
@@ -231,6 +235,18 @@ func testAuthzAndQuota(t *testing.T, bins pluginBins) {
 		`gatehouse_plugin_restarts_total{plugin="echo"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The priority quota gave each request, as admission saw it: alice
+	// (gold) critical, dave (free) bulk; carol was turned away by quota
+	// itself before admission, the others by authz.
+	for series, want := range map[string]float64{
+		`gatehouse_admission_admitted_total{service="app",tier="critical"}`: 1,
+		`gatehouse_admission_admitted_total{service="app",tier="bulk"}`:     1,
+		`gatehouse_admission_admitted_total{service="app",tier="default"}`:  0,
+	} {
+		if got, ok := pageValue(metrics, series); !ok || got != want {
+			t.Errorf("%s = %v (found %v), want %v", series, got, ok, want)
 		}
 	}
 	for _, st := range h.g.PluginStats() {
@@ -274,7 +290,10 @@ func testPluginFailurePolicy(t *testing.T, bins pluginBins) {
 			drained = true
 		}
 	}
-	const budget, slack = 250 * time.Millisecond, 250 * time.Millisecond
+	// The call returns at its deadline whatever the plugin does (the mux
+	// waits for the answer only within the context, and the hook chain
+	// exits at once): the slack is scheduling and the request's own path.
+	const budget, slack = 250 * time.Millisecond, 100 * time.Millisecond
 	for _, tc := range []struct{ header, value, kind string }{
 		{"X-Sleep", "2s", "timeout"},
 		{"X-Error", "1", "plugin_error"},
@@ -284,6 +303,7 @@ func testPluginFailurePolicy(t *testing.T, bins pluginBins) {
 		begun := time.Now()
 		resp, body := getWith(t, c, h.url+"/", tc.header, tc.value)
 		took := time.Since(begun)
+		t.Logf("%s: answered after %s (budget %s)", tc.header, took.Round(time.Millisecond), budget)
 		if resp.StatusCode != 503 {
 			t.Errorf("%s: status %d %q, want 503 (on_failure: closed)", tc.header, resp.StatusCode, body)
 		}
@@ -313,6 +333,31 @@ func testPluginFailurePolicy(t *testing.T, bins pluginBins) {
 	if resp, body := getWith(t, c, h.url+"/", "X-Sleep", "2s"); resp.StatusCode != 200 || time.Since(begun) > budget+slack {
 		t.Errorf("open policy: %d %q after %s", resp.StatusCode, body, time.Since(begun))
 	}
+	// The plugin still sleeps in the calls it overran: Shutdown stops it
+	// anyway, and nothing is left.
+	shutdown(t, h)
+}
+
+// shutdown shuts the gateway down and checks that no plugin process or
+// socket directory is left.
+func shutdown(t *testing.T, h *harness) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.g.Shutdown(ctx)
+	checkNoLeftovers(t)
+}
+
+// pageValue returns the value of series (name and labels, as /metrics
+// prints them) in a /metrics page.
+func pageValue(page, series string) (float64, bool) {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // testPluginKilledUnderLoad: a plugin killed with SIGKILL under load: the
@@ -337,6 +382,8 @@ func testPluginKilledUnderLoad(t *testing.T, bins pluginBins) {
 		slowest  time.Duration // of the failed requests
 		okAfter  atomic.Int64  // successes after the kill
 		killed   atomic.Bool
+		killedAt atomic.Int64 // UnixNano, once the SIGKILL is sent
+		firstOK  atomic.Int64 // UnixNano: the first success of a request begun after the kill
 	)
 	c := client(t)
 	t.Cleanup(func() { stop.Store(true); wg.Wait() }) // before the gateway shuts down
@@ -366,32 +413,34 @@ func testPluginKilledUnderLoad(t *testing.T, bins pluginBins) {
 				if resp.StatusCode == 200 && killed.Load() {
 					okAfter.Add(1)
 				}
+				// Begun after the kill, a success is the new process's.
+				if k := killedAt.Load(); resp.StatusCode == 200 && k != 0 && begun.UnixNano() > k {
+					firstOK.CompareAndSwap(0, time.Now().UnixNano())
+				}
 				time.Sleep(time.Millisecond) // paces the load
 			}
 		}()
 	}
 	waitFor(t, max(5*time.Second, 5*startTime), "calls flowing", func() bool { return pluginStat(h.g, "mb").Calls > 50 })
-	begun := time.Now()
 	killed.Store(true)
 	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, max(5*time.Second, 5*startTime), "plugin back", func() bool {
-		st := pluginStat(h.g, "mb")
-		return st.Up && st.PID != oldPID
-	})
-	back := time.Since(begun)
+	// SIGKILL is pending once kill returns: the old process answers
+	// nothing more.
+	killedAt.Store(time.Now().UnixNano())
+	waitFor(t, max(5*time.Second, 5*startTime), "a request served by the new process", func() bool { return firstOK.Load() != 0 })
+	back := time.Duration(firstOK.Load() - killedAt.Load())
 	waitFor(t, 5*time.Second, "requests served by the new process", func() bool { return okAfter.Load() > 20 })
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("back after %s (a start took %s); statuses %v; slowest failure %s", back.Round(time.Millisecond),
 		startTime.Round(time.Millisecond), statuses, slowest)
-	// A backoff of 50ms and one start: about 300ms on an idle machine. The
-	// bound leaves room for a start slowed by a busy machine (2 cores
-	// shared with other test runs): at least 2s, or three starts as slow as
-	// the first one was.
-	if limit := 50*time.Millisecond + max(2*time.Second, 3*startTime); back > limit {
-		t.Errorf("plugin back after %s, want within %s", back, limit)
+	// A backoff of 50ms and one start (about 150ms under -race on 2
+	// cores): the issue's "back within a second", from the kill to the
+	// first request the new process answered.
+	if back > time.Second {
+		t.Errorf("plugin back after %s (a start took %s), want within 1s of the kill", back, startTime)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -404,12 +453,36 @@ func testPluginKilledUnderLoad(t *testing.T, bins pluginBins) {
 	if slowest > 500*time.Millisecond {
 		t.Errorf("a request in the gap took %s: the policy should answer at once while the plugin is down", slowest)
 	}
-	if st := pluginStat(h.g, "mb"); st.Restarts != 1 || !strings.Contains(st.LastError, "signal: killed") {
+	st := pluginStat(h.g, "mb")
+	if st.Restarts != 1 || !strings.Contains(st.LastError, "signal: killed") {
 		t.Errorf("after the kill: restarts %d, last error %q", st.Restarts, st.LastError)
 	}
 	if syscall.Kill(oldPID, 0) == nil {
 		t.Errorf("killed process %d not reaped", oldPID)
 	}
+	// /metrics says the same: one restart, and as many plugin failures as
+	// requests the failure policy answered (each a 503: closed, validate
+	// only), most of them unavailable.
+	_, page := getWith(t, c, "http://"+h.g.AdminAddr().String()+"/metrics")
+	if v, ok := pageValue(page, `gatehouse_plugin_restarts_total{plugin="mb"}`); !ok || v != 1 {
+		t.Errorf("gatehouse_plugin_restarts_total = %v (found %v), want 1", v, ok)
+	}
+	var failures float64
+	for _, k := range []string{"plugin_error", "timeout", "unavailable", "invalid", "too_large", "overloaded", "transport"} {
+		v, ok := pageValue(page, `gatehouse_plugin_failures_total{kind="`+k+`",plugin="mb"}`)
+		if !ok {
+			t.Errorf("/metrics lacks the plugin's %s failures", k)
+		}
+		if float64(st.Failures[k]) != v {
+			t.Errorf("/metrics: %s failures %v, the plugin's counters %d", k, v, st.Failures[k])
+		}
+		failures += v
+	}
+	if unavailable, _ := pageValue(page, `gatehouse_plugin_failures_total{kind="unavailable",plugin="mb"}`); unavailable == 0 ||
+		failures != float64(statuses[503]) {
+		t.Errorf("/metrics: %v plugin failures (%v unavailable), want one per 503 answered (%d) and some unavailable", failures, unavailable, statuses[503])
+	}
+	shutdown(t, h)
 }
 
 // testPluginReadiness: /readyz answers 503, naming the plugin, while a
@@ -439,6 +512,7 @@ func testPluginReadiness(t *testing.T, bins pluginBins) {
 	if resp, _ := getWith(t, c, h.url+"/"); resp.StatusCode != 200 {
 		t.Errorf("request once the plugin is back: %d", resp.StatusCode)
 	}
+	shutdown(t, h)
 }
 
 // testPluginHotSwap: a plugin binary replaced on disk is hot-swapped: a
@@ -650,4 +724,86 @@ services: [{name: app, endpoints: ["127.0.0.1:1"]}]
 	if !slices.Equal(o.Args, p.Args) {
 		t.Errorf("args: %v", o.Args)
 	}
+}
+
+// testPluginBodyBytes: a binding's body_bytes bounds the request body the
+// plugin sees (here 8 of 16 bytes, marked truncated); the service still
+// gets the whole body.
+func testPluginBodyBytes(t *testing.T, bins pluginBins) {
+	plugins := fmt.Sprintf("  - {name: mb, path: %s}", bins.misbehave)
+	hooks := `  - {plugin: mb, budget: 2s, body_bytes: 8}`
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %s", len(b), b)
+	}))
+	h := start(t, pluginConfig(plugins, hooks), map[string]string{"APP": app})
+	c := client(t)
+	post := func(body string) *http.Response {
+		t.Helper()
+		resp, err := c.Post(h.url+"/", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("%d %s", len(body), body); resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("POST %q: %d %q, want 200 %q (the service gets the whole body)", body, resp.StatusCode, got, want)
+		}
+		return resp
+	}
+	if resp := post("0123456789abcdef"); resp.Header.Get("X-Plugin-Body") != "01234567" || resp.Header.Get("X-Plugin-Truncated") != "true" {
+		t.Errorf("plugin saw body %q (truncated %q), want the first 8 bytes, truncated",
+			resp.Header.Get("X-Plugin-Body"), resp.Header.Get("X-Plugin-Truncated"))
+	}
+	if resp := post("short"); resp.Header.Get("X-Plugin-Body") != "short" || resp.Header.Get("X-Plugin-Truncated") != "false" {
+		t.Errorf("plugin saw body %q (truncated %q), want all of it", resp.Header.Get("X-Plugin-Body"), resp.Header.Get("X-Plugin-Truncated"))
+	}
+	shutdown(t, h)
+}
+
+// testPluginSingleRoute: a plugin bound to one route runs for that route's
+// requests only.
+func testPluginSingleRoute(t *testing.T, bins pluginBins) {
+	cfg := fmt.Sprintf(`
+listeners: [{name: public, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+logging: {access_log: false}
+limits:
+  request: {deadline: 5s}
+  upstream: {connect_timeout: 500ms, header_timeout: 2s}
+plugins:
+  - {name: mb, path: %s}
+routes:
+  - name: guarded
+    match: {path_prefix: /guarded}
+    service: app
+    hooks: [{plugin: mb, budget: 2s}]
+  - {name: open, service: app}
+services: [{name: app, endpoints: ["{{APP}}"]}]
+`, bins.misbehave)
+	h := start(t, cfg, map[string]string{"APP": backend(t, named("app"))})
+	c := client(t)
+	resp, body := getWith(t, c, h.url+"/guarded/x")
+	if resp.StatusCode != 200 || body != "app" || resp.Header.Get("X-Plugin-Pid") == "" {
+		t.Fatalf("bound route: %d %q %v, want the plugin's headers", resp.StatusCode, body, resp.Header)
+	}
+	calls := pluginStat(h.g, "mb").Calls
+	for _, path := range []string{"/", "/other", "/guardedx"} {
+		resp, body := getWith(t, c, h.url+path)
+		if resp.StatusCode != 200 || body != "app" || resp.Header.Get("X-Plugin-Pid") != "" {
+			t.Errorf("%s (route open): %d %q %v, want no plugin", path, resp.StatusCode, body, resp.Header)
+		}
+	}
+	if got := pluginStat(h.g, "mb").Calls; got != calls {
+		t.Errorf("plugin called %d times for requests of the other route", got-calls)
+	}
+	// An error on the bound route follows the binding's policy (closed,
+	// 503); the other route does not call the plugin at all.
+	if resp, _ := getWith(t, c, h.url+"/guarded/x", "X-Error", "1"); resp.StatusCode != 503 {
+		t.Errorf("plugin error on the bound route: %d, want 503", resp.StatusCode)
+	}
+	if resp, _ := getWith(t, c, h.url+"/x", "X-Error", "1"); resp.StatusCode != 200 {
+		t.Errorf("X-Error on the other route: %d, want 200", resp.StatusCode)
+	}
+	shutdown(t, h)
 }

@@ -15,9 +15,12 @@
 //
 // While it runs, the host pings it every HealthInterval; a process that
 // exits, or fails HealthFailures pings in a row (hung), is killed and
-// restarted after RestartBackoff, doubling up to MaxRestartBackoff. While
-// it is down, calls fail at once (unavailable) and the binding's failure
-// policy answers the request.
+// restarted after RestartBackoff (50ms by default: a killed plugin serves
+// again about 200ms later), doubling with each failed restart up to
+// MaxRestartBackoff, and back to RestartBackoff once a process has run for
+// StableAfter. While it is down, calls fail at once (unavailable) and the
+// binding's failure policy answers the request, except those a cached
+// decision answers.
 //
 // When its binary or config file changes (the directories are watched,
 // changes debounced), or Reconfigure is called, the new version starts and
@@ -37,7 +40,9 @@
 // out, the request body only when the binding asks for it (at most
 // MaxBodyBytes), with the time left for the call (the context's deadline)
 // carried to the plugin, where it is the deadline of the plugin's context.
-// Messages are bounded (MaxMessageBytes) both ways, and calls in flight
+// Messages are bounded (MaxMessageBytes) both ways, on every transport:
+// a call or an answer over the bound fails that call (too_large) and no
+// other; the connection stays in use. Calls in flight are bounded too
 // (MaxConcurrent).
 //
 // Calls are multiplexed (an id each, answers in any order) on one
@@ -53,7 +58,7 @@
 // two thirds of a unary RPC. A plugin that does not offer frames (an older
 // SDK, not Linux), or whose socket breaks, is called on a long-lived gRPC
 // stream (wire.TransportStream), and failing that with unary RPCs
-// (wire.TransportUnary).
+// (wire.TransportUnary); Stats.Transport says which one calls use now.
 //
 // A plugin may mark a decision cacheable with plugin.CacheFor (e.g. an auth
 // decision per token); with CacheEntries > 0 the host reuses it for

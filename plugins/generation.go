@@ -105,9 +105,15 @@ func (g *generation) Phases() sdk.PhaseSet { return g.phases }
 // while it is down.
 func (g *generation) supervise(p *wire.Process) {
 	defer close(g.done)
+	clk := g.opts.clock
+	if clk == nil {
+		clk = realClock{}
+	}
 	backoff := g.opts.RestartBackoff
+	// started is when p began serving (taken before it is published, so
+	// that whoever sees it up sees its start).
+	started := clk.now()
 	for {
-		started := time.Now()
 		reason, stop := g.watch(p)
 		g.setDown("stopped")
 		g.proc.Store(nil)
@@ -120,17 +126,13 @@ func (g *generation) supervise(p *wire.Process) {
 		g.h.stats.restarts.Add(1)
 		g.h.setLastError(reason)
 		g.log.Error().Str("reason", reason).Int("pid", p.Pid()).Msg("plugin down; restarting it")
-		if time.Since(started) >= g.opts.StableAfter {
+		if clk.now().Sub(started) >= g.opts.StableAfter {
 			backoff = g.opts.RestartBackoff
 		}
 		for {
 			g.setDown(fmt.Sprintf("%s; restart in %s", reason, backoff))
-			t := time.NewTimer(backoff)
-			select {
-			case <-g.stopped:
-				t.Stop()
+			if !clk.wait(backoff, g.stopped) {
 				return
-			case <-t.C:
 			}
 			backoff = min(2*backoff, g.opts.MaxRestartBackoff)
 			begun := time.Now()
@@ -146,6 +148,7 @@ func (g *generation) supervise(p *wire.Process) {
 				continue
 			}
 			p = np
+			started = clk.now()
 			g.proc.Store(p)
 			g.h.upChanged(g, true, "")
 			g.log.Info().Int("pid", p.Pid()).Dur("took", time.Since(begun)).Msg("plugin restarted")
@@ -198,6 +201,29 @@ func (g *generation) watch(p *wire.Process) (reason string, stop bool) {
 }
 
 func (g *generation) setDown(s string) { g.down.Store(&s) }
+
+// clock is the time the restart backoff is measured in (Options.clock;
+// tests inject one).
+type clock interface {
+	now() time.Time
+	// wait waits d, or until stop is closed (it then reports false).
+	wait(d time.Duration, stop <-chan struct{}) bool
+}
+
+type realClock struct{}
+
+func (realClock) now() time.Time { return time.Now() }
+
+func (realClock) wait(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // retire stops new calls from using g (they go to the serving version),
 // waits for its calls in flight (at most DrainTimeout), then stops its
@@ -290,9 +316,20 @@ func (g *generation) record(start time.Time, err error) {
 	}
 }
 
-// cached looks a decision up; it counts hits and misses.
+// serving returns the version calls through g go to: g, or the serving
+// version once g is retired.
+func (g *generation) serving() *generation {
+	if g.retired.Load() {
+		return g.h.cur.Load()
+	}
+	return g
+}
+
+// cached looks a decision up; it counts hits and misses. It comes before
+// enter: a cached decision is served without a call slot, and while the
+// process is down (crash, restart backoff) too.
 func (g *generation) cached(p sdk.Phase, req *sdk.Request) (any, bool) {
-	if g.cache == nil {
+	if g.cache == nil || g.retired.Load() { // retired and still serving: closed
 		return nil, false
 	}
 	d, ok := g.cache.get(p, req)
@@ -312,14 +349,14 @@ func (g *generation) store(p sdk.Phase, req *sdk.Request, hint wire.Hint, d any)
 
 // Validate implements sdk.Validator.
 func (g *generation) Validate(ctx context.Context, req *sdk.Request) (sdk.ValidateDecision, error) {
+	if d, ok := g.serving().cached(sdk.PhaseValidate, req); ok {
+		return d.(sdk.ValidateDecision), nil
+	}
 	g, p, err := g.enter()
 	if err != nil {
 		return sdk.ValidateDecision{}, err
 	}
 	defer g.release()
-	if d, ok := g.cached(sdk.PhaseValidate, req); ok {
-		return d.(sdk.ValidateDecision), nil
-	}
 	start := time.Now()
 	d, hint, err := p.CallValidate(ctx, req)
 	g.record(start, err)
@@ -331,14 +368,14 @@ func (g *generation) Validate(ctx context.Context, req *sdk.Request) (sdk.Valida
 
 // Shape implements sdk.Shaper.
 func (g *generation) Shape(ctx context.Context, req *sdk.Request) (sdk.ShapeDecision, error) {
+	if d, ok := g.serving().cached(sdk.PhaseShape, req); ok {
+		return d.(sdk.ShapeDecision), nil
+	}
 	g, p, err := g.enter()
 	if err != nil {
 		return sdk.ShapeDecision{}, err
 	}
 	defer g.release()
-	if d, ok := g.cached(sdk.PhaseShape, req); ok {
-		return d.(sdk.ShapeDecision), nil
-	}
 	start := time.Now()
 	d, hint, err := p.CallShape(ctx, req)
 	g.record(start, err)
@@ -350,14 +387,14 @@ func (g *generation) Shape(ctx context.Context, req *sdk.Request) (sdk.ShapeDeci
 
 // Route implements sdk.Router.
 func (g *generation) Route(ctx context.Context, req *sdk.Request) (sdk.RouteDecision, error) {
+	if d, ok := g.serving().cached(sdk.PhaseRoute, req); ok {
+		return d.(sdk.RouteDecision), nil
+	}
 	g, p, err := g.enter()
 	if err != nil {
 		return sdk.RouteDecision{}, err
 	}
 	defer g.release()
-	if d, ok := g.cached(sdk.PhaseRoute, req); ok {
-		return d.(sdk.RouteDecision), nil
-	}
 	start := time.Now()
 	d, hint, err := p.CallRoute(ctx, req)
 	g.record(start, err)

@@ -140,7 +140,7 @@ func (h *Host) Stats() Stats {
 	g := h.cur.Load()
 	s.Version = g.id
 	if p := g.proc.Load(); p != nil && !g.retired.Load() {
-		s.PID, s.Up, s.Transport = p.Pid(), true, p.Info().Transport
+		s.PID, s.Up, s.Transport = p.Pid(), true, p.Transport()
 	}
 	if g.cache != nil {
 		s.CacheEntries = g.cache.len()

@@ -199,10 +199,11 @@ func TestKilledUnderLoad(t *testing.T) {
 	t.Logf("back after %s (a start took %s); %d calls failed meanwhile (%v), median %s, max %s",
 		back.Round(time.Millisecond), startTime.Round(time.Millisecond), len(failures), kinds,
 		failures[len(failures)/2], failures[len(failures)-1])
-	// Back after the backoff (50ms) and one start, with slack for a loaded
-	// machine: about a second on an idle one.
-	if limit := 50*time.Millisecond + 3*startTime + 500*time.Millisecond; back > limit {
-		t.Errorf("plugin back after %s, want within %s", back, limit)
+	// Back after the backoff (50ms) and one start (about 150ms under
+	// -race on 2 cores): the "back within a second", measured from
+	// the kill to the first call the new process answered.
+	if back > time.Second {
+		t.Errorf("plugin back after %s (a start took %s), want within 1s of the kill", back, startTime)
 	}
 	// Failing fast: every failure is "unavailable", none waited out its
 	// budget, and the typical one took next to nothing.
@@ -246,34 +247,156 @@ func TestHungPluginRestarted(t *testing.T) {
 	}
 }
 
-// TestRestartBackoff: a plugin that keeps failing to restart is retried
-// with doubling waits, and calls fail fast all along.
+// backoffClock is an injected clock for the restart backoff: each wait is
+// handed to the test, which lets it pass (advancing the clock by it).
+type backoffClock struct {
+	mu      sync.Mutex
+	t       time.Time
+	waits   chan time.Duration
+	release chan struct{}
+}
+
+func newBackoffClock() *backoffClock {
+	return &backoffClock{t: time.Unix(1e9, 0), waits: make(chan time.Duration), release: make(chan struct{})}
+}
+
+func (c *backoffClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *backoffClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *backoffClock) wait(d time.Duration, stop <-chan struct{}) bool {
+	select {
+	case c.waits <- d:
+	case <-stop:
+		return false
+	}
+	select {
+	case <-c.release:
+		c.advance(d)
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// next returns the next backoff the host waits, failing after a deadline.
+func (c *backoffClock) next(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.waits:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("no restart backoff within 5s")
+	}
+	return 0
+}
+
+// socketDirs lists what the Host's socket directory holds.
+func socketDirs(t *testing.T, h *Host) []string {
+	t.Helper()
+	entries, err := os.ReadDir(h.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestRestartBackoff: restarts of a crashed plugin back off from
+// RestartBackoff, doubling with each failed restart up to
+// MaxRestartBackoff; a crash before StableAfter keeps the backoff reached,
+// one after StableAfter starts again from RestartBackoff. Calls fail fast
+// all along. It also pins a bug: a restart that failed at exec (binary
+// missing) left its empty plugin-dir* in the Host's socket directory
+// (go-plugin cleans up only a process that started), one per failed
+// restart, until Close.
 func TestRestartBackoff(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plugin")
 	copyFile(t, bin.misbehave, path)
 	o := e.options(path)
-	o.RestartBackoff, o.MaxRestartBackoff = 20*time.Millisecond, 80*time.Millisecond
+	o.RestartBackoff, o.MaxRestartBackoff, o.StableAfter = 20*time.Millisecond, 80*time.Millisecond, 10*time.Second
+	clk := newBackoffClock()
+	o.clock = clk
 	h := e.start(o)
+	if got := socketDirs(t, h); len(got) != 1 {
+		t.Fatalf("socket directory of a running plugin holds %q, want its one plugin-dir", got)
+	}
 	// The binary goes away: every restart fails.
 	if err := os.Rename(path, path+".gone"); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Kill(h.Stats().PID, syscall.SIGKILL)
-	eventually(t, 3*time.Second, "restart failures logged", func() bool {
-		return strings.Count(e.log.String(), "plugin restart failed") >= 3
-	})
+	var waits []time.Duration
+	for i := range 4 {
+		waits = append(waits, clk.next(t))
+		// The killed process's directory, and those of the restarts
+		// that failed so far, are gone while the host runs.
+		if got := socketDirs(t, h); len(got) != 0 {
+			t.Fatalf("after the kill and %d failed restarts the socket directory holds %q", i, got)
+		}
+		if i < 3 {
+			clk.release <- struct{}{}
+		}
+	}
+	if want := []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 80 * time.Millisecond}; !slices.Equal(waits, want) {
+		t.Fatalf("backoffs %v, want %v (doubling from RestartBackoff, capped by MaxRestartBackoff)", waits, want)
+	}
+	if n := strings.Count(e.log.String(), "plugin restart failed"); n != 3 {
+		t.Fatalf("%d restart failures logged, want 3", n)
+	}
 	start := time.Now()
 	if _, err := validate(h, time.Second); wire.KindOf(err) != wire.KindUnavailable || time.Since(start) > 20*time.Millisecond {
 		t.Fatalf("call while down: %v after %s", err, time.Since(start))
 	} else if !strings.Contains(err.Error(), "restart in 80ms") {
 		t.Fatalf("call while down: %v (want the backoff capped at 80ms)", err)
 	}
+
+	// The binary is back: the next restart succeeds.
 	if err := os.Rename(path+".gone", path); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "back up", func() bool { return h.Stats().Up })
+	restart := func() int {
+		t.Helper()
+		clk.release <- struct{}{}
+		eventually(t, 5*time.Second, "back up", func() bool { return h.Stats().Up })
+		if got := socketDirs(t, h); len(got) != 1 || !strings.HasPrefix(got[0], "plugin-dir") {
+			t.Fatalf("socket directory after a restart holds %q, want the one plugin-dir of the running process", got)
+		}
+		return h.Stats().PID
+	}
+	pid := restart()
+	// A crash before StableAfter: the backoff goes on from where it was.
+	syscall.Kill(pid, syscall.SIGKILL)
+	if d := clk.next(t); d != 80*time.Millisecond {
+		t.Fatalf("backoff after a crash before StableAfter: %s, want 80ms (not reset)", d)
+	}
+	pid = restart()
+	// A crash after StableAfter: back to RestartBackoff.
+	clk.advance(o.StableAfter)
+	syscall.Kill(pid, syscall.SIGKILL)
+	if d := clk.next(t); d != 20*time.Millisecond {
+		t.Fatalf("backoff after a crash once stable: %s, want 20ms (reset)", d)
+	}
+	restart()
+	if _, err := validate(h, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.Stats(); st.Restarts != 3 {
+		t.Fatalf("restarts %d, want 3", st.Restarts)
+	}
 }
 
 // copyFile installs a copy of from at to, with extra bytes appended (an
@@ -705,5 +828,139 @@ func TestProcessLimits(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), "out of memory") {
 		t.Fatal("the plugin's out-of-memory crash is not in the log")
+	}
+}
+
+// TestDecisionCacheWhileDown: a cached decision is served while the plugin
+// is down (the cache is looked up before the plugin's availability); a
+// request that misses the cache gets the failure (unavailable).
+func TestDecisionCacheWhileDown(t *testing.T) {
+	e := newEnv(t)
+	o := e.options(bin.misbehave)
+	o.CacheEntries = 100
+	o.RestartBackoff, o.MaxRestartBackoff = time.Hour, time.Hour // stays down after the kill
+	h := e.start(o)
+	d1, err := validate(h, time.Second, "X-Cache", "1", "X-User", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(h.Stats().PID, syscall.SIGKILL)
+	eventually(t, 5*time.Second, "down", func() bool { return !h.Stats().Up })
+	d2, err := validate(h, time.Second, "X-Cache", "1", "X-User", "alice")
+	if err != nil || d2.Labels["n"] != d1.Labels["n"] || d2.Labels["pid"] != d1.Labels["pid"] {
+		t.Fatalf("cached decision while the plugin is down: %v %v, want %v", d2.Labels, err, d1.Labels)
+	}
+	if _, err := validate(h, time.Second, "X-Cache", "1", "X-User", "bob"); wire.KindOf(err) != wire.KindUnavailable {
+		t.Fatalf("cache miss while the plugin is down: %v, want unavailable", err)
+	}
+	if st := h.Stats(); st.CacheHits != 1 || st.CacheMisses != 2 {
+		t.Fatalf("stats: %+v", st)
+	}
+	// Once closed, the cache is not served any more.
+	h.Close()
+	if _, err := validate(h, time.Second, "X-Cache", "1", "X-User", "alice"); wire.KindOf(err) != wire.KindUnavailable {
+		t.Fatalf("cached call after Close: %v, want unavailable", err)
+	}
+}
+
+// TestCallsBounded: a call over MaxMessageBytes fails alone (too_large)
+// before it is sent, on every transport, and the connection stays in use.
+// Regression: on frames it was sent anyway (the frame was only refused
+// over 2 GiB), and on the gRPC stream the oversized SendMsg broke the
+// stream for every call on it.
+func TestCallsBounded(t *testing.T) {
+	e := newEnv(t)
+	for _, tr := range []wire.Transport{wire.TransportFrames, wire.TransportStream, wire.TransportUnary} {
+		t.Run(string(tr), func(t *testing.T) {
+			o := e.options(bin.misbehave)
+			o.Transport, o.MaxMessageBytes, o.MaxBodyBytes = tr, 64<<10, 1<<10
+			h := e.start(o)
+			if _, err := validate(h, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			slow := make(chan error, 1)
+			go func() {
+				_, err := validate(h, 5*time.Second, "X-Sleep", "200ms")
+				slow <- err
+			}()
+			eventually(t, 2*time.Second, "slow call in flight", func() bool { return h.inflight.Load() == 1 })
+			if _, err := validate(h, time.Second, "X-Pad", strings.Repeat("p", 100<<10)); wire.KindOf(err) != wire.KindTooLarge {
+				t.Fatalf("oversized call: %v, want too_large", err)
+			}
+			if err := <-slow; err != nil {
+				t.Fatalf("call in flight next to an oversized one: %v", err)
+			}
+			if _, err := validate(h, time.Second); err != nil {
+				t.Fatalf("after an oversized call: %v", err)
+			}
+			if st := h.Stats(); st.Transport != tr || st.Failures["too_large"] != 1 {
+				t.Fatalf("stats: transport %s, failures %v", st.Transport, st.Failures)
+			}
+		})
+	}
+}
+
+// validatePath calls validate for path with header pairs.
+func validatePath(h *Host, timeout time.Duration, path string, header ...string) (sdk.ValidateDecision, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return h.Current().Impl.(sdk.Validator).Validate(ctx, sdktest.NewRequest("GET", path, header...))
+}
+
+// TestFramesOversizedAnswer: on the framed call socket, an answer over
+// MaxMessageBytes (from a plugin that ignores the bound, which the SDK
+// never does) fails its own call (too_large) and no other: the call in
+// flight next to it and later calls are answered on the same socket.
+// Regression: the frame was refused before it was read, so the socket
+// could not be read further and every call in flight failed. When the
+// socket does break, calls go on the gRPC stream and Stats says so
+// (it said "frames" after the fallback).
+func TestFramesOversizedAnswer(t *testing.T) {
+	e := newEnv(t)
+	o := e.options(bin.rawframes)
+	o.Name, o.MaxMessageBytes, o.MaxBodyBytes = "raw", 64<<10, 1<<10
+	h := e.start(o)
+	if st := h.Stats(); st.Transport != wire.TransportFrames {
+		t.Fatalf("transport %s, want frames", st.Transport)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		d, err := validatePath(h, 5*time.Second, "/slow", "X-Sleep", "300ms")
+		if err == nil && d.Labels["via"] != "frames" {
+			err = fmt.Errorf("answered via %q", d.Labels["via"])
+		}
+		slow <- err
+	}()
+	eventually(t, 2*time.Second, "slow call in flight", func() bool { return h.inflight.Load() == 1 })
+	start := time.Now()
+	_, err := validatePath(h, 5*time.Second, "/big", "X-Big", strconv.Itoa(200<<10))
+	if wire.KindOf(err) != wire.KindTooLarge || !strings.Contains(err.Error(), "max_message_bytes") {
+		t.Fatalf("oversized answer: %v, want too_large naming max_message_bytes", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("oversized answer failed after %s", el)
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("call in flight next to the oversized answer: %v", err)
+	}
+	if d, err := validatePath(h, time.Second, "/"); err != nil || d.Labels["via"] != "frames" {
+		t.Fatalf("after the oversized answer: %v %v, want an answer on frames", d.Labels, err)
+	}
+	if st := h.Stats(); st.Transport != wire.TransportFrames || st.Failures["too_large"] != 1 || st.Failures["unavailable"] != 0 {
+		t.Fatalf("stats: transport %s failures %v", st.Transport, st.Failures)
+	}
+
+	// The plugin drops its framed call socket: calls go on, and Stats
+	// reports the transport they take.
+	pid := h.Stats().PID
+	if _, err := validatePath(h, time.Second, "/break"); wire.KindOf(err) != wire.KindUnavailable {
+		t.Fatalf("call on the broken socket: %v", err)
+	}
+	eventually(t, 5*time.Second, "calls on the gRPC stream", func() bool {
+		d, err := validatePath(h, time.Second, "/")
+		return err == nil && d.Labels["via"] == "stream"
+	})
+	if st := h.Stats(); st.Transport != wire.TransportStream || st.PID != pid || st.Restarts != 0 {
+		t.Fatalf("after the fallback: transport %s pid %d (was %d) restarts %d", st.Transport, st.PID, pid, st.Restarts)
 	}
 }

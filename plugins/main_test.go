@@ -24,7 +24,7 @@ import (
 
 // Binaries built once by TestMain, in one go build.
 var bin struct {
-	misbehave, authz, quota string
+	misbehave, authz, quota, rawframes string
 }
 
 func TestMain(m *testing.M) {
@@ -34,13 +34,14 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		pkgs := []string{"./testdata/misbehave", "../examples/plugins/authz", "../examples/plugins/quota"}
+		pkgs := []string{"./testdata/misbehave", "./testdata/rawframes", "../examples/plugins/authz", "../examples/plugins/quota"}
 		args := append([]string{"build", "-o", dir + "/"}, pkgs...)
 		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(args, " "), err, out)
 			return 1
 		}
 		bin.misbehave, bin.authz, bin.quota = filepath.Join(dir, "misbehave"), filepath.Join(dir, "authz"), filepath.Join(dir, "quota")
+		bin.rawframes = filepath.Join(dir, "rawframes")
 		code := m.Run()
 		if code == 0 {
 			// Every Host closed: none of its goroutines may be left.

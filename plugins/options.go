@@ -105,6 +105,10 @@ type Options struct {
 	// one call at a time, and must not block. Not a reason for a new
 	// version: Reconfigure ignores it.
 	OnUp func(up bool, why string) `json:"-"`
+
+	// clock measures and waits the restart backoff; nil: the real one.
+	// Tests inject a clock to check the backoff without sleeping.
+	clock clock
 }
 
 // DefaultOptions returns options with every bound set to its documented
@@ -122,7 +126,7 @@ func DefaultOptions() Options {
 		MaxConcurrent:     1024,
 		MaxMessageBytes:   1 << 20,
 		MaxBodyBytes:      64 << 10,
-		Transport:         wire.TransportFrames,
+		Transport:         wire.DefaultTransport,
 		CacheMaxTTL:       time.Minute,
 		Watch:             true,
 		ReloadDebounce:    200 * time.Millisecond,

@@ -2,9 +2,15 @@ package wire
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
@@ -39,7 +45,13 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 	return &frameStream{conn: conn, r: bufio.NewReaderSize(conn, 32<<10), max: maxMessageBytes}, nil
 }
 
+// Send writes req as one frame. The mux refuses a call over max before it
+// gets here; this check keeps a frame the plugin would refuse (and drop
+// the socket for) off the wire whatever the caller.
 func (f *frameStream) Send(req *pluginpb.CallRequest) error {
+	if n := proto.Size(req); n > f.max {
+		return fmt.Errorf("call of %d bytes over the bound of %d bytes (max_message_bytes)", n, f.max)
+	}
 	b, err := pluginpb.AppendFrame(f.wbuf[:0], req)
 	if err != nil {
 		return err
@@ -49,9 +61,50 @@ func (f *frameStream) Send(req *pluginpb.CallRequest) error {
 	return err
 }
 
+// Recv reads the next answer. An answer over max is not read into memory:
+// it is skipped, and, when its call id can be read from its first bytes,
+// it becomes that call's too_large failure, so that one oversized answer
+// fails one call and not every call on the socket.
 func (f *frameStream) Recv() (*pluginpb.CallResponse, error) {
-	resp := new(pluginpb.CallResponse)
-	var err error
-	f.rbuf, err = pluginpb.ReadFrame(f.r, f.rbuf, f.max, resp)
-	return resp, err
+	for {
+		var h [4]byte
+		if _, err := io.ReadFull(f.r, h[:]); err != nil {
+			return nil, err
+		}
+		n := int(binary.BigEndian.Uint32(h[:]))
+		if n > f.max {
+			id, ok := f.skip(n)
+			if !ok {
+				// Not attributable to a call (or a read error, which the
+				// next read sees): its caller times out at its deadline.
+				continue
+			}
+			return &pluginpb.CallResponse{Id: id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_TOO_LARGE,
+				Error: fmt.Sprintf("answer of %d bytes over the gateway's bound of %d bytes (max_message_bytes)", n, f.max)}, nil
+		}
+		f.rbuf = slices.Grow(f.rbuf[:0], n)[:n]
+		if _, err := io.ReadFull(f.r, f.rbuf); err != nil {
+			return nil, err
+		}
+		resp := new(pluginpb.CallResponse)
+		if err := proto.Unmarshal(f.rbuf, resp); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+}
+
+// skip reads past a frame of n bytes and returns the call id its message
+// begins with (field 1, which encoders write first), if it does.
+func (f *frameStream) skip(n int) (id uint64, ok bool) {
+	head, _ := f.r.Peek(min(n, 1+binary.MaxVarintLen64))
+	if num, typ, k := protowire.ConsumeTag(head); k > 0 && num == 1 && typ == protowire.VarintType {
+		if v, m := protowire.ConsumeVarint(head[k:]); m > 0 {
+			id, ok = v, true
+		}
+	}
+	if _, err := f.r.Discard(n); err != nil {
+		return 0, false
+	}
+	return id, ok
 }

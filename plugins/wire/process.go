@@ -81,6 +81,9 @@ type Process struct {
 	// runMu guards run and abandoned while the start is in progress.
 	runMu     sync.Mutex
 	abandoned bool
+	// sockDir is the socket directory go-plugin made for this process
+	// (in LaunchOptions.SocketDir), removed by Kill.
+	sockDir string
 }
 
 // Launch starts the plugin binary, negotiates the protocol (go-plugin
@@ -105,7 +108,10 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		VersionedPlugins: map[int]goplugin.PluginSet{plugin.ProtocolVersion: {plugin.PluginName: dispenser{}}},
 		// go-plugin hands its command spec to RunnerFunc with the
 		// environment it needs (cookie, certificates, socket directory).
-		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, sockDir string) (runner.Runner, error) {
+			p.runMu.Lock()
+			p.sockDir = sockDir
+			p.runMu.Unlock()
 			cmd := exec.Command(o.Path, o.Args...)
 			cmd.Env = append(append([]string(nil), o.Env...), spec.Env...)
 			cmd.SysProcAttr = sysProcAttr()
@@ -281,6 +287,17 @@ func (p *Process) Kill() {
 		if p.run != nil {
 			p.run.killGroup() // children the plugin left behind
 			<-p.run.done
+		}
+		// go-plugin removes its socket directory only for a process that
+		// started (its Kill returns at once when the runner has no ID):
+		// after a failed exec (binary missing, or being replaced) the
+		// directory would stay until the host's own directory is removed,
+		// one per failed restart.
+		p.runMu.Lock()
+		dir := p.sockDir
+		p.runMu.Unlock()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
 		}
 		p.stderr.Flush()
 		p.stdout.Flush()

@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,12 @@ type mux struct {
 	client pluginpb.PluginClient
 	sess   atomic.Pointer[session]
 	ids    atomic.Uint64
+	// max bounds every call sent (MaxMessageBytes): a larger one fails
+	// alone (too_large) instead of breaking the stream for every call on
+	// it (gRPC fails the whole stream on an oversized SendMsg; the plugin
+	// would drop the framed call socket).
+	max  int
+	name string
 
 	mu       sync.Mutex
 	closed   bool
@@ -56,9 +63,11 @@ type callStream interface {
 // session is one open stream.
 type session struct {
 	stream callStream
-	cancel func()
-	sendq  chan *pluginpb.CallRequest
-	done   chan struct{}
+	// transport is the session's: TransportFrames or TransportStream.
+	transport Transport
+	cancel    func()
+	sendq     chan *pluginpb.CallRequest
+	done      chan struct{}
 	// sendMu serialises SendMsg (direct senders and the sender goroutine).
 	sendMu sync.Mutex
 	// unanswered counts the bytes of calls sent and not answered.
@@ -85,10 +94,10 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan *pluginpb
 // newMux opens the Calls stream and multiplexes calls over it; with a
 // framed call socket (frames non-nil), calls go there first, and to a
 // Calls stream if it breaks.
-func newMux(client pluginpb.PluginClient, frames *frameStream) (*mux, error) {
-	m := &mux{client: client, stop: make(chan struct{})}
+func newMux(client pluginpb.PluginClient, frames *frameStream, maxMessageBytes int, name string) (*mux, error) {
+	m := &mux{client: client, stop: make(chan struct{}), max: maxMessageBytes, name: name}
 	if frames != nil {
-		m.sess.Store(newSession(frames, func() { frames.conn.Close() }))
+		m.sess.Store(newSession(frames, TransportFrames, func() { frames.conn.Close() }))
 		return m, nil
 	}
 	s, err := m.open()
@@ -106,11 +115,11 @@ func (m *mux) open() (*session, error) {
 		cancel()
 		return nil, err
 	}
-	return newSession(st, cancel), nil
+	return newSession(st, TransportStream, cancel), nil
 }
 
-func newSession(st callStream, cancel func()) *session {
-	s := &session{stream: st, cancel: cancel, sendq: make(chan *pluginpb.CallRequest, sendQueue), done: make(chan struct{}),
+func newSession(st callStream, tr Transport, cancel func()) *session {
+	s := &session{stream: st, transport: tr, cancel: cancel, sendq: make(chan *pluginpb.CallRequest, sendQueue), done: make(chan struct{}),
 		pending: map[uint64]*waiter{}, forgotten: map[uint64]int64{}}
 	go s.sendLoop()
 	go s.recvLoop()
@@ -170,22 +179,38 @@ func (m *mux) reopenLater() {
 	}()
 }
 
+// transport returns the transport calls take now: the session's, or
+// TransportUnary while there is no live session.
+func (m *mux) transport() Transport {
+	if s := m.sess.Load(); s != nil && !s.isDead() {
+		return s.transport
+	}
+	return TransportUnary
+}
+
 func (m *mux) call(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.CallResponse, error) {
+	// The id is set before the size is taken: the frame sent includes it.
+	req.Id = m.ids.Add(1)
+	size := proto.Size(req)
+	if size > m.max {
+		return nil, &Error{Kind: KindTooLarge, Err: fmt.Errorf("call to plugin %q of %d bytes over the bound of %d bytes (max_message_bytes)", m.name, size, m.max)}
+	}
 	s := m.sess.Load()
 	if s == nil || s.isDead() {
 		m.reopenLater()
+		req.Id = 0 // as on Call
 		return m.client.Call(ctx, req)
 	}
-	req.Id = m.ids.Add(1)
 	w := waiters.Get().(*waiter)
 	s.mu.Lock()
 	if s.dead {
 		s.mu.Unlock()
 		waiters.Put(w)
 		m.reopenLater()
+		req.Id = 0 // as on Call
 		return m.client.Call(ctx, req)
 	}
-	w.size = int64(proto.Size(req))
+	w.size = int64(size)
 	s.pending[req.Id] = w
 	s.mu.Unlock()
 

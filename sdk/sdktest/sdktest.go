@@ -20,7 +20,9 @@
 // Serve runs the hook behind a gRPC server on an in-memory connection, so
 // requests and decisions cross the same encoding as in production; Exec
 // starts the binary with go-plugin exactly as the gateway does (handshake,
-// AutoMTLS, Configure, health check).
+// AutoMTLS, Configure, health check), and calls it on the gateway's default
+// transport (the framed call socket) unless ExecOptions.Transport says
+// otherwise.
 package sdktest
 
 import (
@@ -99,7 +101,11 @@ type ExecOptions struct {
 	Env  []string
 	// StartTimeout bounds the start. Default 10s.
 	StartTimeout time.Duration
-	// Transport defaults to wire.TransportStream.
+	// Transport is how calls travel, as in the gateway's plugin options:
+	// wire.TransportFrames, wire.TransportStream or wire.TransportUnary.
+	// Default wire.DefaultTransport (frames), the gateway's default, so
+	// that a built binary is tested on the transport it serves in
+	// production. Plugin.Transport says which one calls use.
 	Transport wire.Transport
 	// Log receives the plugin's output. Default: the test's log.
 	Log *zerolog.Logger
@@ -117,7 +123,12 @@ func Exec(t testing.TB, path string, config []byte, opts ...ExecOptions) *Plugin
 		o.StartTimeout = 10 * time.Second
 	}
 	if o.Transport == "" {
-		o.Transport = wire.TransportStream
+		o.Transport = wire.DefaultTransport
+	}
+	switch o.Transport {
+	case wire.TransportFrames, wire.TransportStream, wire.TransportUnary:
+	default:
+		t.Fatalf("sdktest: ExecOptions.Transport %q: want %q, %q or %q", o.Transport, wire.TransportFrames, wire.TransportStream, wire.TransportUnary)
 	}
 	tl := &testLog{t: t}
 	log := zerolog.New(tl).With().Str("plugin", filepath.Base(path)).Logger()

@@ -10,8 +10,9 @@
 // written to stdout), X-Cache (cache the decision per X-User), X-Alloc
 // (4 GiB), X-Bench (the lean answer of an auth hook, for benchmarks).
 // Respond sets X-Plugin-Build, X-Plugin-Pid, X-Plugin-Validated-By (the
-// pid label of validate) and X-Plugin-Labels (the user and tier labels
-// earlier hooks set) on the response.
+// pid label of validate), X-Plugin-Labels (the user and tier labels
+// earlier hooks set), X-Plugin-Body and X-Plugin-Truncated (the request
+// body validate saw, and whether it was cut) on the response.
 package main
 
 import (
@@ -120,6 +121,7 @@ func (m *misbehave) Respond(ctx context.Context, req *sdk.Request, resp *sdk.Res
 	return sdk.RespondDecision{SetHeader: map[string]string{
 		"X-Plugin-Status": strconv.Itoa(resp.Status), "X-Plugin-Build": build, "X-Plugin-Pid": strconv.Itoa(os.Getpid()),
 		"X-Plugin-Validated-By": req.Labels["pid"], "X-Plugin-Labels": labelList(req.Labels),
+		"X-Plugin-Body": req.Labels["body"], "X-Plugin-Truncated": req.Labels["truncated"],
 	}}, nil
 }
 
