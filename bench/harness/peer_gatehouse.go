@@ -27,6 +27,9 @@ var _ Peer = (*Gatehouse)(nil)
 type GatehouseConfig struct {
 	// Listen and Admin are loopback host:port addresses.
 	Listen, Admin string
+	// AdminToken is admin.token: the harness resets the overhead histogram
+	// with it (a mutating admin endpoint).
+	AdminToken string
 	// Backend and Conns are as in StartConfig.
 	Backend string
 	Conns   int
@@ -41,6 +44,7 @@ listeners:
     address: %s
 admin:
   address: %s
+  token: %q
 logging:
   level: warn
   format: json
@@ -54,7 +58,7 @@ services:
 routes:
   - name: all
     service: backend
-`, c.Listen, c.Admin, c.Conns, c.Backend)
+`, c.Listen, c.Admin, c.AdminToken, c.Conns, c.Backend)
 }
 
 // Name implements Peer.
@@ -96,7 +100,8 @@ func (g *Gatehouse) Start(ctx context.Context, e *Env, cfg StartConfig) (*Instan
 	if mk == nil {
 		mk = DefaultGatehouseConfig
 	}
-	path, err := e.writeConfig(g.Name()+".yaml", mk(GatehouseConfig{Listen: listen, Admin: admin, Backend: cfg.Backend, Conns: cfg.Conns}))
+	path, err := e.writeConfig(g.Name()+".yaml", mk(GatehouseConfig{Listen: listen, Admin: admin, AdminToken: benchAdminToken,
+		Backend: cfg.Backend, Conns: cfg.Conns}))
 	if err != nil {
 		return nil, err
 	}
@@ -113,21 +118,26 @@ func (g *Gatehouse) Start(ctx context.Context, e *Env, cfg StartConfig) (*Instan
 		return nil, err
 	}
 	inst := &Instance{Addr: listen, Proc: p}
-	inst.Overhead = func(ctx context.Context) (*Overhead, error) { return fetchOverhead(ctx, admin) }
+	inst.Overhead = func(ctx context.Context) (*Overhead, error) { return fetchOverhead(ctx, admin, benchAdminToken) }
 	return inst, nil
 }
 
 // errNoOverheadAPI is returned while Gatehouse has no overhead endpoint.
 var errNoOverheadAPI = errors.New("n/a: /admin/api/overhead not served (404)")
 
-// fetchOverhead reads and resets Gatehouse's overhead histogram.
-func fetchOverhead(ctx context.Context, admin string) (*Overhead, error) {
+// benchAdminToken is the admin token of the gatehouse peers (loopback only).
+const benchAdminToken = "gatehouse-bench"
+
+// fetchOverhead reads and resets Gatehouse's overhead histogram (a
+// mutating admin endpoint: it takes the admin token).
+func fetchOverhead(ctx context.Context, admin, token string) (*Overhead, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/admin/api/overhead?reset=1", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+"/admin/api/overhead/reset", nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("n/a: %w", err)

@@ -248,6 +248,7 @@ listeners:
     address: %s
 admin:
   address: %s
+  token: %q
 logging:
   level: warn
   format: json
@@ -261,7 +262,7 @@ services:
 %sroutes:
   - name: all
     service: fleet
-`, c.Listen, c.Admin, min(c.Conns, 512), strings.Join(endpoints, ", "), service)
+`, c.Listen, c.Admin, c.AdminToken, min(c.Conns, 512), strings.Join(endpoints, ", "), service)
 	}
 }
 

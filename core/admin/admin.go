@@ -5,8 +5,10 @@
 // shows them (assets embedded in the binary).
 //
 // Security: binding to a non-loopback address without a token is refused.
-// Mutating endpoints (reload) always require "Authorization: Bearer
-// <token>", and are refused when no token is configured. Off loopback,
+// Mutating endpoints (POST /admin/reload, POST /admin/api/overhead/reset and
+// its older form GET /admin/api/overhead?reset=1) always require
+// "Authorization: Bearer <token>", and are refused when no token is
+// configured. Off loopback,
 // every endpoint but /healthz and /readyz requires the token too.
 package admin
 
@@ -172,9 +174,22 @@ func Handler(token string, d Deps) http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		yaml.NewEncoder(w).Encode(d.Config())
 	})
+	// The overhead since the last reset; resetting it changes what the next
+	// reader sees (the bench reads and resets around each run), so it is a
+	// mutating action: POST /admin/api/overhead/reset, or the older
+	// GET /admin/api/overhead?reset=1, both with the token.
+	resetOverhead := func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, d.Metrics.Overhead(true))
+		d.Log.Info().Str("client", r.RemoteAddr).Msg("overhead histogram reset through the admin API")
+	}
 	mux.HandleFunc("GET /admin/api/overhead", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, d.Metrics.Overhead(r.URL.Query().Get("reset") == "1"))
+		if r.URL.Query().Has("reset") {
+			mutating(token, resetOverhead)(w, r)
+			return
+		}
+		writeJSON(w, d.Metrics.Overhead(false))
 	})
+	mux.HandleFunc("POST /admin/api/overhead/reset", mutating(token, resetOverhead))
 	mux.HandleFunc("GET /admin/api/key", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, d.Metrics.Key(true))
 	})
@@ -191,7 +206,29 @@ func Handler(token string, d Deps) http.Handler {
 	mux.HandleFunc("GET /admin/passports", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, passports(d.Metrics, r))
 	})
-	mux.HandleFunc("POST /admin/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /admin/reload", mutating(token, func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Reload(); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		d.Log.Info().Str("client", r.RemoteAddr).Msg("configuration reloaded through the admin API")
+		w.Write([]byte("reloaded\n"))
+	}))
+	static, _ := fs.Sub(ui, "ui")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	return guard(token, mux)
+}
+
+// mutating wraps an action that changes the gateway's state: it runs only
+// with the bearer token, from anywhere (loopback included), and never while
+// no token is configured (403: set admin.token).
+func mutating(token string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if token == "" {
 			http.Error(w, "forbidden: mutating endpoints need admin.token to be set", http.StatusForbidden)
 			return
@@ -201,21 +238,8 @@ func Handler(token string, d Deps) http.Handler {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		if err := d.Reload(); err != nil {
-			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
-			return
-		}
-		d.Log.Info().Str("client", r.RemoteAddr).Msg("configuration reloaded through the admin API")
-		w.Write([]byte("reloaded\n"))
-	})
-	static, _ := fs.Sub(ui, "ui")
-	files := http.FileServerFS(static)
-	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:")
-		http.ServeFileFS(w, r, static, "index.html")
-	})
-	return guard(token, mux)
+		next(w, r)
+	}
 }
 
 // guard requires the token from clients off loopback, except for health

@@ -14,7 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gatehouse/gatehouse/core/admission"
+	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/metrics"
+	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/proxy"
 	"github.com/gatehouse/gatehouse/sdk"
 )
@@ -78,6 +80,69 @@ func TestMutatingEndpointsNeedToken(t *testing.T) {
 	}
 	if code, _ := do(h, "GET", "/admin/reload", lo, ""); code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET reload: %d", code)
+	}
+}
+
+// observed returns a record of one successful request, for filling metrics.
+func observed(t *testing.T) *proxy.Record {
+	t.Helper()
+	stamps, err := passport.Parse("+0.000ms=ACCEPTED +0.010ms=HEADERS_READ +0.025ms=FAILED(no_route)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	clk := &fakeClock{t: start}
+	p := passport.New(clk)
+	for _, s := range stamps {
+		clk.t = start.Add(s.Offset)
+		p.StampNote(s.State, s.Note)
+	}
+	return &proxy.Record{ID: "id", Listener: "public", Method: "GET", Path: "/", Status: 404, Outcome: failure.NoRoute, Passport: p}
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.t }
+
+// TestOverheadResetNeedsToken pins the bug where GET
+// /admin/api/overhead?reset=1 reset the overhead histogram without a token.
+func TestOverheadResetNeedsToken(t *testing.T) {
+	var n int
+	d := deps(&n)
+	d.Metrics.Observe(observed(t))
+	count := func() int64 { return d.Metrics.Overhead(false).Count }
+	const lo = "127.0.0.1:5555"
+	for _, token := range []string{"s3cret", ""} {
+		h := Handler(token, d)
+		for _, req := range []struct{ method, path string }{
+			{"GET", "/admin/api/overhead?reset=1"}, {"GET", "/admin/api/overhead?reset"}, {"POST", "/admin/api/overhead/reset"},
+		} {
+			for _, auth := range []string{"", "Bearer wrong"} {
+				code, _ := do(h, req.method, req.path, lo, auth)
+				if want := map[string]int{"s3cret": 401, "": 403}[token]; code != want {
+					t.Errorf("token %q: %s %s with %q: %d, want %d", token, req.method, req.path, auth, code, want)
+				}
+				if count() != 1 {
+					t.Fatalf("token %q: %s %s with %q reset the histogram", token, req.method, req.path, auth)
+				}
+			}
+		}
+	}
+	h := Handler("s3cret", d)
+	// Reading needs no token on loopback, and resets nothing.
+	if code, body := do(h, "GET", "/admin/api/overhead", lo, ""); code != 200 || !strings.Contains(body, `"count": 1`) || count() != 1 {
+		t.Fatalf("read: %d %s (count after %d)", code, body, count())
+	}
+	// With the token both forms answer the snapshot before the reset.
+	if code, body := do(h, "POST", "/admin/api/overhead/reset", lo, "Bearer s3cret"); code != 200 || !strings.Contains(body, `"count": 1`) || count() != 0 {
+		t.Fatalf("POST reset with the token: %d %s (count after %d)", code, body, count())
+	}
+	d.Metrics.Observe(observed(t))
+	if code, body := do(h, "GET", "/admin/api/overhead?reset=1", lo, "Bearer s3cret"); code != 200 || !strings.Contains(body, `"count": 1`) || count() != 0 {
+		t.Fatalf("GET reset=1 with the token: %d %s (count after %d)", code, body, count())
+	}
+	if code, _ := do(h, "GET", "/admin/api/overhead/reset", lo, "Bearer s3cret"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /admin/api/overhead/reset: %d, want 405", code)
 	}
 }
 

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -84,24 +86,248 @@ func cloneAny(v any) any {
 	return v
 }
 
-// Redacted returns a deep copy of c with its secrets (admin.token) replaced
-// by "REDACTED", for /admin/config. An empty secret stays empty, so that
-// the copy still shows that none is set.
+// Redacted returns a deep copy of c with its secrets replaced by
+// "REDACTED", for /admin/config: admin.token; every value of every plugin's
+// env; the values under secret-looking keys (see SecretKey) anywhere in the
+// free-form config of plugins, scripts and hook bindings, and in
+// "--secret=value" plugin arguments; and the password in any URL-like
+// setting or config string (redis.address, observe.tracing.endpoint,
+// "scheme://user:pass@host"). An empty secret stays empty, so that the copy
+// still shows that none is set; key names are always kept. Collector
+// headers for OTLP come from the environment (OTEL_EXPORTER_OTLP_HEADERS),
+// never from the configuration, so they cannot show here.
 func (c *Config) Redacted() *Config {
 	n := c.Clone()
-	if n != nil && n.Admin.Token != "" {
-		n.Admin.Token = "REDACTED"
+	if n == nil {
+		return nil
 	}
-	if n != nil {
-		// A plugin's environment is where its secrets go.
-		for i := range n.Plugins {
-			for j, kv := range n.Plugins[i].Env {
-				k, _, _ := strings.Cut(kv, "=")
-				n.Plugins[i].Env[j] = k + "=REDACTED"
-			}
+	if n.Admin.Token != "" {
+		n.Admin.Token = Redaction
+	}
+	n.Redis.Address = redactURL(n.Redis.Address)
+	n.Observe.Tracing.Endpoint = redactURL(n.Observe.Tracing.Endpoint)
+	for i := range n.Plugins {
+		p := &n.Plugins[i]
+		// A plugin's environment is where its secrets go: hide every value.
+		for j, kv := range p.Env {
+			k, _, _ := strings.Cut(kv, "=")
+			p.Env[j] = k + "=" + Redaction
+		}
+		redactArgs(p.Args)
+		redactFree(p.Config)
+	}
+	for i := range n.Scripts {
+		redactFree(n.Scripts[i].Config)
+	}
+	for i := range n.Hooks {
+		redactFree(n.Hooks[i].Config)
+	}
+	for i := range n.Routes {
+		for j := range n.Routes[i].Hooks {
+			redactFree(n.Routes[i].Hooks[j].Config)
 		}
 	}
 	return n
+}
+
+// Redaction replaces a secret in Redacted.
+const Redaction = "REDACTED"
+
+// secretWords are the parts of a key name that mark its value secret.
+var secretWords = []string{"secret", "token", "password", "passwd", "passphrase", "pwd", "key", "apikey",
+	"credential", "private", "auth", "signature"}
+
+// SecretKey reports whether a configuration key's name says its value is a
+// secret: one of its words (split at "_", "-", ".", spaces and lower-upper
+// case changes, compared case-insensitively) is or starts with a word such
+// as secret, token, password, passwd, key, credential, private or auth, or
+// the whole name contains one of secret, token, password, passwd, apikey,
+// credential or private ("clientSecret", "x-api-key", "db_password",
+// "PRIVATEKEY"). It errs on the side of hiding, except for names whose
+// last word says the value only points at or names a secret ("secret_file",
+// "keys_path", "auth_header", "token_name"): those stay shown.
+func SecretKey(name string) bool {
+	words := keyWords(name)
+	if n := len(words); n > 1 && slices.Contains([]string{"file", "path", "dir", "header", "name"}, words[n-1]) {
+		return false
+	}
+	lower := strings.ToLower(name)
+	for _, w := range []string{"secret", "token", "password", "passwd", "apikey", "credential", "private"} {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	for _, w := range words {
+		for _, s := range secretWords {
+			if strings.HasPrefix(w, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keyWords splits a key name into lower-case words.
+func keyWords(name string) []string {
+	var words []string
+	start := 0
+	rs := []rune(name)
+	flush := func(end int) {
+		if end > start {
+			words = append(words, strings.ToLower(string(rs[start:end])))
+		}
+	}
+	for i, r := range rs {
+		switch {
+		case r == '_' || r == '-' || r == '.' || r == ' ' || r == '/' || r == ':':
+			flush(i)
+			start = i + 1
+		case i > 0 && unicode.IsUpper(r) && unicode.IsLower(rs[i-1]):
+			flush(i)
+			start = i
+		}
+	}
+	flush(len(rs))
+	return words
+}
+
+// redactFree redacts, in place, the values under secret keys in free-form
+// configuration (recursively through maps and lists), and URL passwords
+// and credential-looking strings ("Bearer …", "Basic …") everywhere in it.
+func redactFree(m map[string]any) {
+	for k, v := range m {
+		if SecretKey(k) {
+			m[k] = redactValue(v)
+			continue
+		}
+		m[k] = redactNested(v)
+	}
+}
+
+func redactNested(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		redactFree(x)
+	case []any:
+		for i, e := range x {
+			x[i] = redactNested(e)
+		}
+	case string:
+		return redactString(x)
+	}
+	return v
+}
+
+// redactValue hides a value under a secret key: a non-empty scalar becomes
+// Redaction, and so does every leaf of a map or list (keys kept). Booleans
+// say whether something is on, not what it is, and are kept; so are empty
+// values, which show that no secret is set.
+func redactValue(v any) any {
+	switch x := v.(type) {
+	case nil, bool:
+		return v
+	case string:
+		if x == "" {
+			return x
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = redactValue(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = redactValue(e)
+		}
+		return x
+	}
+	return Redaction
+}
+
+// redactString hides the credentials a string carries in itself: a URL's
+// password, an HTTP credential.
+func redactString(s string) string {
+	for _, scheme := range []string{"Bearer ", "Basic ", "Token "} {
+		if len(s) > len(scheme) && strings.EqualFold(s[:len(scheme)], scheme) {
+			return s[:len(scheme)] + Redaction
+		}
+	}
+	return redactURL(s)
+}
+
+// redactURL replaces the user information of a URL ("redis://user:pass@host")
+// and the values of secret-looking query parameters; other strings are
+// returned as they are.
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		// "user:pass@host:port" without a scheme.
+		if at := strings.LastIndex(s, "@"); at > 0 && !strings.ContainsAny(s, "/ \t\n") && strings.Contains(s[:at], ":") {
+			return Redaction + s[at:]
+		}
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// Unparseable: hide whatever sits between the scheme and an "@".
+		if i, at := strings.Index(s, "://"), strings.LastIndex(s, "@"); at > i+3 {
+			return s[:i+3] + Redaction + s[at:]
+		}
+		return s
+	}
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Redaction)
+		} else {
+			u.User = url.User(Redaction)
+		}
+		changed = true
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k, vs := range q {
+			if SecretKey(k) {
+				for i := range vs {
+					vs[i] = Redaction
+				}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	if !changed {
+		return s
+	}
+	return u.String()
+}
+
+// redactArgs hides, in place, the values of secret-looking flags in a
+// plugin's arguments: "--token=x" and "--token x".
+func redactArgs(args []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			args[i] = redactString(a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !SecretKey(name) {
+			if hasVal {
+				args[i] = a[:len(a)-len(val)] + redactString(val)
+			}
+			continue
+		}
+		if hasVal {
+			if val != "" {
+				args[i] = a[:len(a)-len(val)] + Redaction
+			}
+		} else if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			args[i+1] = Redaction
+			i++
+		}
+	}
 }
 
 // Equal reports whether c and o hold the same settings. Source and source

@@ -134,3 +134,48 @@ func BenchmarkHistRecord(b *testing.B) {
 		h.Record(int64(i))
 	}
 }
+
+// TestRecentRateIsLiveWithinASecond pins why Recent exists: the admin page
+// showed 0.00 req/s for the first seconds of traffic because a Meter folds
+// events in only every TickInterval.
+func TestRecentRateIsLiveWithinASecond(t *testing.T) {
+	r := NewRecent(5)
+	var m Meter
+	base := int64(1000 * time.Second)
+	now := base
+	for ; now < base+int64(500*time.Millisecond); now += int64(10 * time.Millisecond) {
+		r.Mark(1, now) // 100 per second
+		m.Mark(1, now)
+	}
+	if got := m.Rates(now).M1; got != 0 {
+		t.Fatalf("meter after half a second: %v (the reason for Recent)", got)
+	}
+	// Half a second in: 50 events over at least minSpan (1s).
+	if got := r.Rate(now, int64(time.Second)); !near(got, 50, 0.05) {
+		t.Fatalf("after 0.5s: %v/s, want 50 (divided by the 1s minimum span)", got)
+	}
+	for ; now < base+int64(3*time.Second); now += int64(10 * time.Millisecond) {
+		r.Mark(1, now)
+	}
+	if got := r.Rate(now, int64(time.Second)); !near(got, 100, 0.02) {
+		t.Fatalf("after 3s: %v/s, want 100", got)
+	}
+	// Steady for a minute: the window forgets what is older than 5s.
+	for ; now < base+int64(time.Minute); now += int64(10 * time.Millisecond) {
+		n := int64(1)
+		if now >= base+int64(55*time.Second) {
+			n = 3 // 300 per second for the last 5s
+		}
+		r.Mark(n, now)
+	}
+	if got := r.Rate(now, int64(time.Second)); !near(got, 300, 0.05) {
+		t.Fatalf("after 5s at 300/s: %v/s", got)
+	}
+	if c, span := r.Window(now); span < int64(4*time.Second) || span > int64(5*time.Second) || c < 1200 || c > 1500 {
+		t.Fatalf("window: %d events over %v", c, time.Duration(span))
+	}
+	// Quiet: gone within the window.
+	if got := r.Rate(now+int64(6*time.Second), int64(time.Second)); got != 0 {
+		t.Fatalf("6s after the traffic stopped: %v/s", got)
+	}
+}

@@ -20,6 +20,10 @@ type Key struct {
 	Errors meter.Rates `json:"errors"`
 	// ErrorRatio is Errors.M1 / Rate.M1 (0 without traffic).
 	ErrorRatio float64 `json:"error_ratio"`
+	// Live is the rates over the last LiveWindow seconds: it shows traffic
+	// within a second of its start, where the moving averages fold events
+	// in every 5s and take a minute to settle.
+	Live Live `json:"live"`
 	// Requests and ErrorCount count since start.
 	Requests   int64 `json:"requests_total"`
 	ErrorCount int64 `json:"errors_total"`
@@ -27,7 +31,24 @@ type Key struct {
 	History []KeyPoint `json:"history,omitempty"`
 }
 
-// KeyPoint is one sample of the key numbers.
+// Live is the request and error rates over a short window.
+type Live struct {
+	// RPS is requests per second, Errors errors per second.
+	RPS    float64 `json:"rps"`
+	Errors float64 `json:"errors_per_s"`
+	// ErrorRatio is Errors / RPS (0 without traffic).
+	ErrorRatio float64 `json:"error_ratio"`
+	// WindowS is the time the rates cover, in seconds: the current second
+	// so far and the LiveWindow-1 before it, or since the first request when
+	// that is later (at least 1).
+	WindowS float64 `json:"window_s"`
+}
+
+// LiveWindow is the span of Key.Live, in seconds.
+const LiveWindow = 5
+
+// KeyPoint is one sample of the key numbers; its rate and error ratio are
+// the live ones (Key.Live), so that the sparklines move within a second.
 type KeyPoint struct {
 	Time       time.Time `json:"t"`
 	P999us     int64     `json:"p999_us"`
@@ -36,10 +57,10 @@ type KeyPoint struct {
 }
 
 // SampleInterval is how often Run samples the key numbers for history.
-const SampleInterval = 5 * time.Second
+const SampleInterval = time.Second
 
-// historyLen keeps 15 minutes of samples.
-const historyLen = 180
+// historyLen keeps 5 minutes of samples.
+const historyLen = 300
 
 type history struct {
 	mu     sync.Mutex
@@ -52,11 +73,20 @@ func (m *Metrics) Key(withHistory bool) Key {
 	ns := now.UnixNano()
 	m.mu.Lock()
 	over := m.window.Quantiles(ns)
+	reqs, span := m.live.Window(ns)
+	errs, _ := m.liveErrs.Window(ns)
 	m.mu.Unlock()
 	k := Key{Time: now, Overhead: over, Rate: m.reqs.Rates(ns), Errors: m.errs.Rates(ns),
 		Requests: m.reqs.Count(), ErrorCount: m.errs.Count()}
 	if k.Rate.M1 > 0 {
 		k.ErrorRatio = min(k.Errors.M1/k.Rate.M1, 1)
+	}
+	// Divide by at least a second, so that the first request does not read as a burst.
+	secs := float64(max(span, int64(time.Second))) / 1e9
+	k.Live.WindowS = secs
+	if reqs > 0 {
+		k.Live.RPS, k.Live.Errors = float64(reqs)/secs, float64(errs)/secs
+		k.Live.ErrorRatio = min(float64(errs)/float64(reqs), 1)
 	}
 	if withHistory {
 		m.history.mu.Lock()
@@ -75,7 +105,7 @@ func (m *Metrics) Sample() {
 		copy(m.history.points, m.history.points[1:])
 		m.history.points = m.history.points[:historyLen-1]
 	}
-	m.history.points = append(m.history.points, KeyPoint{Time: k.Time, P999us: k.Overhead.P999, Rate: k.Rate.M1, ErrorRatio: k.ErrorRatio})
+	m.history.points = append(m.history.points, KeyPoint{Time: k.Time, P999us: k.Overhead.P999, Rate: k.Live.RPS, ErrorRatio: k.Live.ErrorRatio})
 }
 
 // Run samples the key numbers every SampleInterval until stop is closed.

@@ -62,6 +62,10 @@ type Metrics struct {
 	// window is the overhead in µs over the last minute (the key number)
 	// and since the last reset (/admin/api/overhead).
 	window *meter.Window
+	// live and liveErrs count requests and errors over the last few
+	// seconds: the page's rate moves within a second of traffic starting,
+	// where the meters' averages fold in every 5s.
+	live, liveErrs *meter.Recent
 	// Edges of the state machine: time from one state to the next.
 	edges [int(passport.NumStates) * int(passport.NumStates)]*meter.Hist
 
@@ -90,8 +94,10 @@ func NewWithOptions(o Options) *Metrics {
 	}
 	m := &Metrics{Registry: prometheus.NewRegistry(), now: o.Now,
 		Recent: NewRing(o.Passports), Failed: NewRing(o.Passports), Slowest: NewSlowest(o.Passports, o.SlowestWindow),
-		window:    meter.NewWindow(6, int64(10*time.Second), 60_000_000),
-		durLayout: newLayout(durationBuckets()), overLayout: newLayout(overheadBuckets())}
+		window: meter.NewWindow(6, int64(10*time.Second), 60_000_000),
+		live:   meter.NewRecent(LiveWindow), liveErrs: meter.NewRecent(LiveWindow),
+		durLayout: newLayout(durationBuckets()), overLayout: newLayout(overheadBuckets()),
+	}
 	m.reg.durations, m.reg.overheads = map[durationKey]*histo{}, map[string]*histo{}
 	m.index.Store(&seriesSet{})
 	m.Registry.MustRegister(seriesCollector{m},
@@ -118,11 +124,16 @@ func (m *Metrics) Observe(r *proxy.Record) {
 	// The request's end, on the passport's clock: no extra clock read.
 	end := p.Start().Add(total).UnixNano()
 	m.reqs.Mark(1, end)
-	if IsError(r) {
+	isErr := IsError(r)
+	if isErr {
 		m.errs.Mark(1, end)
 	}
 
 	m.mu.Lock()
+	m.live.Mark(1, end)
+	if isErr {
+		m.liveErrs.Mark(1, end)
+	}
 	se.requests++
 	se.duration.record(int64(total))
 	se.overhead.record(int64(over))

@@ -14,11 +14,13 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/gatehouse/gatehouse/core/admission"
 	"github.com/gatehouse/gatehouse/core/balance"
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/proxy"
+	"github.com/gatehouse/gatehouse/core/ratelimit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
@@ -55,6 +57,13 @@ const noRoute = "+0.000ms=ACCEPTED +0.010ms=HEADERS_READ +0.025ms=FAILED(no_rout
 // after an intended change.
 func TestMetricNamesAndLabelsGolden(t *testing.T) {
 	m := New(func() float64 { return 3 })
+	// Admission and rate limits (admission.go) export only what the running
+	// configuration has: give the collector one of each.
+	lim := admission.New(admission.Options{InitialLimit: 20, MinLimit: 1, MaxLimit: 100, MaxQueue: 10,
+		QueueTimeout: time.Second, Target: 10 * time.Millisecond})
+	rd := ratelimit.NewRedis(ratelimit.RedisOptions{Address: "127.0.0.1:1", Timeout: 20 * time.Millisecond,
+		ProbeInterval: time.Second, PoolSize: 1, KeyPrefix: "t:"}) // never called: no connection
+	defer rd.Close()
 	m.Registry.MustRegister(
 		HookCollector{Hooks: func() []HookStat {
 			return []HookStat{{Hook: "auth", Scope: "global", Version: "v1", Stats: &hook.Stats{}}}
@@ -66,6 +75,11 @@ func TestMetricNamesAndLabelsGolden(t *testing.T) {
 		TraceCollector{Stats: func() TraceStat { return TraceStat{} }},
 		PluginCollector{Plugins: func() []PluginStat {
 			return []PluginStat{{Name: "p", Version: "1", Failures: map[string]int64{"timeout": 0}}}
+		}},
+		ShapingCollector{Shaping: func() ([]proxy.AdmissionStat, []proxy.RateLimitStat, *ratelimit.Redis) {
+			return []proxy.AdmissionStat{{Service: "users", Limiter: lim}},
+				[]proxy.RateLimitStat{{Route: "api", Limiter: ratelimit.NewLimiter("api", ratelimit.Rule{Rate: 10, Per: time.Second, Burst: 10}, 100, rd)}},
+				rd
 		}},
 	)
 	start := time.Unix(1000, 0)
@@ -110,8 +124,6 @@ func TestMetricNamesAndLabelsGolden(t *testing.T) {
 	if got != string(want) {
 		t.Fatalf("metric families changed; if intended, run with -update.\ngot:\n%s\nwant:\n%s", got, want)
 	}
-	// Admission metrics (admission.go) register only with a running
-	// configuration; the collector must at least describe stable names.
 	hasGo := slices.ContainsFunc(fams, func(f *dto.MetricFamily) bool { return f.GetName() == "go_goroutines" })
 	hasProc := slices.ContainsFunc(fams, func(f *dto.MetricFamily) bool { return strings.HasPrefix(f.GetName(), "process_") })
 	if !hasGo || !hasProc {
@@ -384,5 +396,62 @@ func TestCountsPerSeries(t *testing.T) {
 	}
 	if o := m.Overhead(false); o.Count != 1000 {
 		t.Fatalf("overhead since reset counts %d, want 1000", o.Count)
+	}
+}
+
+// TestLiveRateWithinASecond pins the bug where the admin page showed 0.00
+// req/s and empty sparklines while traffic flowed: the meters fold events
+// in every 5s, and history was sampled every 5s from them.
+func TestLiveRateWithinASecond(t *testing.T) {
+	now := time.Unix(20_000, 0)
+	m := NewWithOptions(Options{Now: func() time.Time { return now }})
+	var samples int
+	// 200 requests per second for 1.2s, one in four a 502, sampled every second.
+	for i := 0; i < 240; i++ {
+		start := now.Add(-1210 * time.Microsecond) // ends at now
+		if i%4 == 0 {
+			m.Observe(record(t, start, "api", failure.UpstreamReset, 502, "+0.000ms=ACCEPTED +0.010ms=HEADERS_READ "+
+				"+0.020ms=VALIDATED +0.030ms=SHAPED +0.040ms=ADMITTED +0.050ms=ROUTED +0.060ms=ENDPOINT_PICKED(e) "+
+				"+0.070ms=CONN_ACQUIRED(reused) +0.080ms=REQ_HEADERS_SENT +1.210ms=FAILED(upstream_reset)"))
+		} else {
+			m.Observe(record(t, start, "api", failure.Success, 200, ok200))
+		}
+		now = now.Add(5 * time.Millisecond)
+		if i%200 == 199 {
+			m.Sample()
+			samples++
+		}
+	}
+	m.Sample()
+	samples++
+	k := m.Key(true)
+	if k.Rate.M1 != 0 {
+		t.Fatalf("the 1-minute average moved within 1.2s (%v): this test no longer shows why Live exists", k.Rate.M1)
+	}
+	if k.Live.RPS < 190 || k.Live.RPS > 210 || k.Live.ErrorRatio < 0.24 || k.Live.ErrorRatio > 0.26 ||
+		k.Live.Errors < 45 || k.Live.Errors > 55 || k.Live.WindowS < 1.1 || k.Live.WindowS > 1.3 {
+		t.Fatalf("live numbers after 1.2s at 200/s, 25%% errors: %+v", k.Live)
+	}
+	if len(k.History) != samples {
+		t.Fatalf("history has %d points, want %d (one per Sample)", len(k.History), samples)
+	}
+	for _, p := range k.History {
+		if p.Rate < 150 || p.ErrorRatio < 0.2 || p.P999us <= 0 {
+			t.Fatalf("history point %+v: want the live rate and error ratio", p)
+		}
+	}
+	// The meters stay what they were: after a minute at the same rate the
+	// 1-minute average is the rate.
+	for i := 0; i < 60*200; i++ {
+		m.Observe(record(t, now.Add(-1210*time.Microsecond), "api", failure.Success, 200, ok200))
+		now = now.Add(5 * time.Millisecond)
+	}
+	if k := m.Key(false); k.Rate.M1 < 150 || k.Rate.M1 > 210 || k.Live.RPS < 190 || k.Live.RPS > 210 || k.Live.WindowS < LiveWindow-1 || k.Live.WindowS > LiveWindow {
+		t.Fatalf("after a minute: rate %+v live %+v", k.Rate, k.Live)
+	}
+	// Ten quiet seconds: the live rate is gone, the average decays.
+	now = now.Add(10 * time.Second)
+	if k := m.Key(false); k.Live.RPS != 0 || k.Rate.M1 <= 0 {
+		t.Fatalf("after 10 quiet seconds: rate %+v live %+v", k.Rate, k.Live)
 	}
 }

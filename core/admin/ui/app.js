@@ -14,7 +14,7 @@ function el(tag, attrs, parent) {
 }
 
 function fmtUs(us) {
-  if (!us) return "0";
+  if (!us) return "0µs";
   if (us < 1000) return us.toFixed(us < 10 ? 1 : 0) + "µs";
   if (us < 1e6) return (us / 1000).toFixed(us < 1e4 ? 2 : 1) + "ms";
   return (us / 1e6).toFixed(2) + "s";
@@ -98,6 +98,7 @@ function updateGraph(g) {
 
 function spark(id, values) {
   const line = document.querySelector(`#${id} polyline`);
+  line.setAttribute("data-points", String(values.length));
   if (values.length < 2) { line.setAttribute("points", ""); return; }
   const max = Math.max(...values, 1e-9);
   const pts = values.map((v, i) => `${(i / (values.length - 1)) * 200},${38 - (v / max) * 36}`);
@@ -106,8 +107,14 @@ function spark(id, values) {
 
 function updateKey(k) {
   document.querySelector('[data-key="overhead"]').textContent = k.overhead_us.count ? fmtUs(k.overhead_us.p999) : "–";
-  document.querySelector('[data-key="rate"]').textContent = k.rate.m1.toFixed(k.rate.m1 < 10 ? 2 : 0) + " req/s";
-  document.querySelector('[data-key="errors"]').textContent = (k.error_ratio * 100).toFixed(2) + " %";
+  // The live numbers (last few seconds) move within a second; the moving
+  // averages fold in every 5 s and take a minute to settle.
+  const rate = (r) => r.toFixed(r < 10 ? 2 : 0) + " req/s";
+  document.querySelector('[data-key="rate"]').textContent = rate(k.live.rps);
+  document.querySelector('[data-key="rate-avg"]').textContent = `1 min ${rate(k.rate.m1)} · 5 min ${rate(k.rate.m5)} · 15 min ${rate(k.rate.m15)}`;
+  document.querySelector('[data-key="errors"]').textContent = (k.live.error_ratio * 100).toFixed(2) + " %";
+  document.querySelector('[data-key="errors-avg"]').textContent = `1 min ${(k.error_ratio * 100).toFixed(2)} % · ${fmtCount(k.errors_total)} of ${fmtCount(k.requests_total)} since start`;
+  document.querySelectorAll(".live-window").forEach(e => { e.textContent = `last ${Math.ceil(k.live.window_s)} s`; });
   const h = k.history || [];
   spark("key-overhead", h.map(p => p.p999_us));
   spark("key-rate", h.map(p => p.rps));
@@ -154,6 +161,7 @@ function updateHooks(rows) {
   if (!rows.length) { const tr = tb.insertRow(); tr.appendChild(text("td", "no hooks bound", "muted")).colSpan = 6; return; }
   for (const r of rows) {
     const tr = tb.insertRow();
+    tr.dataset.hook = r.Hook;
     tr.appendChild(text("td", r.Hook));
     tr.appendChild(text("td", r.Scope));
     tr.appendChild(text("td", r.Version || "–"));
