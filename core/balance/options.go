@@ -81,8 +81,8 @@ type OutlierOptions struct {
 	// Default 0.25 (a 10s ejection lasts 7.5s to 10s).
 	Jitter float64
 	// MaxEjectedShare is the largest share of a service's endpoints ejected
-	// at once, in (0, 1]. At least one may be ejected when the service has
-	// two or more, never the last one. Default 0.5.
+	// at once, in (0, 1]: at most floor(MaxEjectedShare × endpoints) are out,
+	// so a share below 1/n ejects none of n; never the last one. Default 0.5.
 	MaxEjectedShare float64
 	// ProbeTimeout is how long a returning endpoint's probe may go without
 	// a result (Done) before another request may probe it. Default 30s.

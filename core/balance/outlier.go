@@ -127,12 +127,12 @@ func (b *base) eject(ep *Endpoint, now int64, again bool) {
 }
 
 // mayEject reports whether one more endpoint may be ejected: fewer than
-// MaxEjectedShare of them are out (at least one may be, when there are two
-// or more), and one would stay. Called under b.ejectMu.
+// floor(MaxEjectedShare × n) of them are out, and one would stay. Called
+// under b.ejectMu.
 func (b *base) mayEject() bool {
 	n := len(b.eps)
-	allowed := int(b.o.Outlier.MaxEjectedShare*float64(n) + 1e-9)
-	allowed = min(max(allowed, 1), n-1)
+	// The epsilon keeps 0.3 × 10 from flooring to 2.
+	allowed := min(int(b.o.Outlier.MaxEjectedShare*float64(n)+1e-9), n-1)
 	out := 0
 	for _, ep := range b.eps {
 		if ep.phase() != phaseIn {

@@ -159,7 +159,7 @@ func TestOutlierJitterAndCap(t *testing.T) {
 	}
 }
 
-// Never more than MaxEjectedShare at once, never the last endpoint.
+// Never more than floor(MaxEjectedShare × n) at once, never the last endpoint.
 func TestOutlierMaxShareNeverLast(t *testing.T) {
 	for _, c := range []struct {
 		n     int
@@ -168,8 +168,13 @@ func TestOutlierMaxShareNeverLast(t *testing.T) {
 	}{
 		{4, 0.5, 2},
 		{5, 0.5, 2},
-		{3, 0.1, 1}, // at least one may go
-		{2, 1, 1},   // never the last
+		// Regression: a share below 1/n used to allow one ejection anyway.
+		{3, 0.1, 0},
+		{3, 0.33, 0},
+		{3, 0.34, 1},
+		{5, 0.3, 1},
+		{2, 0.5, 1},
+		{2, 1, 1}, // never the last
 		{1, 1, 0},
 	} {
 		clock := &fakeClock{}

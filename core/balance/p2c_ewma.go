@@ -7,9 +7,11 @@ package balance
 // and decays toward zero while an endpoint is not tried, so a slow endpoint
 // is shunned but tried again now and then; a failure counts as at least
 // Options.FailurePenalty of latency, so an endpoint failing fast is shunned
-// too. An endpoint with no sample yet costs nothing while idle (it gets a
-// first request at once) and a penalty while that request is in flight (it
-// gets no more before it answers). An endpoint's latency is at least the
+// too. An endpoint with no sample yet (one that just joined) is taken to be
+// as slow as the slowest sampled endpoint (Options.FailurePenalty when none
+// has a sample): it is not flooded for looking idle, yet it still wins
+// draws against busier or equally slow endpoints, so it gets the requests
+// that give it a sample. An endpoint's latency is at least the
 // mean age of its attempts in flight, so one that stalls is shunned
 // before its first slow answer arrives. The random draws keep concurrent
 // gateways from herding onto the same best endpoint.
@@ -40,11 +42,6 @@ func newP2CEWMA(eps []*Endpoint, o Options) *P2CEWMA {
 	b.init(eps, o)
 	return b
 }
-
-// unsampledPenalty is the cost of an endpoint with no latency sample and
-// a request in flight: more than any measured cost (about 18 minutes ×
-// requests in flight).
-const unsampledPenalty = float64(1 << 40)
 
 // drawTries is how many random draws per choice Pick makes before it
 // samples among the usable endpoints exactly.
@@ -84,8 +81,9 @@ func (b *P2CEWMA) cheapest(exclude *Endpoint, r uint8, now int64) *Endpoint {
 	var drawn [MaxChoices]int
 	var best *Endpoint
 	var bestCost float64
+	unsampled := -1.0 // the latency of endpoints with no sample, once needed
 	consider := func(ep *Endpoint) {
-		if c := b.cost(ep, now); best == nil || c < bestCost {
+		if c := b.cost(ep, now, &unsampled); best == nil || c < bestCost {
 			best, bestCost = ep, c
 		}
 	}
@@ -133,16 +131,35 @@ draw:
 // weight and slow-start ramp. The latency is the larger of the EWMA and
 // the mean age of the attempts in flight: an endpoint that has just turned
 // slow looks slow as soon as its attempts outlast its average, before the
-// first slow answer reaches the EWMA.
-func (b *P2CEWMA) cost(ep *Endpoint, now int64) float64 {
+// first slow answer reaches the EWMA. An endpoint with no sample takes
+// unsampledLatency, computed once per pick into *unsampled (negative until
+// then).
+func (b *P2CEWMA) cost(ep *Endpoint, now int64, unsampled *float64) float64 {
 	inFlight := float64(max(ep.InFlight.Load(), 0))
 	lat, ok := ep.latency(now, b.latTau)
 	if !ok {
-		if inFlight == 0 {
-			return 0
+		if *unsampled < 0 {
+			*unsampled = b.unsampledLatency(now)
 		}
-		return unsampledPenalty + inFlight
+		lat = *unsampled
 	}
 	lat = max(lat, ep.pendingAge(now))
 	return lat * (inFlight + 1) / (ep.weight() * b.ramp(ep, now))
+}
+
+// unsampledLatency is the latency assumed for an endpoint with no sample:
+// the highest peak-EWMA of the sampled endpoints, decayed to now, or
+// Options.FailurePenalty when none has a sample. It scans the endpoints,
+// which only picks that drew an unsampled endpoint pay.
+func (b *P2CEWMA) unsampledLatency(now int64) float64 {
+	worst, seen := 0.0, false
+	for _, ep := range b.eps {
+		if lat, ok := ep.latency(now, b.latTau); ok {
+			worst, seen = max(worst, lat), true
+		}
+	}
+	if !seen {
+		return float64(b.penalty)
+	}
+	return worst
 }

@@ -318,6 +318,14 @@ func (d *decoder) value(path string, at, n *yaml.Node, v reflect.Value) {
 		d.mapping(path, at, n, v)
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
+		if v.Type().Elem() == durationType {
+			// An optional duration (services[].slow_start): set only when valid.
+			decodeBound(d, path, at, n, p.Elem(), "duration", ParseDuration)
+			if p.Elem().Interface().(Duration) > 0 {
+				v.Set(p)
+			}
+			return
+		}
 		if v.Type().Elem() == rateLimitType {
 			p.Elem().Set(reflect.ValueOf(NewRateLimit(0)))
 		}

@@ -305,8 +305,10 @@ type Retry struct {
 	// BudgetPercent is how many retries the service may see per 100
 	// requests over the window. Default 20. Beyond it, failures are not retried.
 	BudgetPercent int `yaml:"budget_percent"`
-	// MinPerSecond is the floor of retries allowed per second of the window,
-	// whatever the request rate. Default 3.
+	// MinPerSecond is the floor of retries allowed per second whatever the
+	// request rate, used once budget_percent is spent: a token bucket that
+	// refills at this many retries per second and holds at most this many,
+	// so a quiet spell cannot be saved up into a burst. Default 3.
 	MinPerSecond int `yaml:"min_per_second"`
 	// Window is the sliding window of the budget. Default 10s.
 	Window Duration `yaml:"window"`
@@ -366,7 +368,10 @@ type Outlier struct {
 	MaxEjection Duration `yaml:"max_ejection"`
 	// JitterPercent is the share of an ejection removed at random (1..99). Default 25.
 	JitterPercent int `yaml:"jitter_percent"`
-	// MaxEjectedPercent is the most endpoints ejected at once (1..100). Default 50.
+	// MaxEjectedPercent is the most endpoints ejected at once (1..100), as
+	// a share of the service's endpoints rounded down: with 3 endpoints, 50
+	// allows one, 33 none. Whatever the share, the last endpoint in rotation
+	// is never ejected. Default 50.
 	MaxEjectedPercent int `yaml:"max_ejected_percent"`
 	// ProbeTimeout is how long a returning endpoint's probe may go
 	// unanswered before another request may probe it. Default 30s.

@@ -52,19 +52,17 @@ func (st *reqState) forward() {
 		st.rec.Trace.Inject(req.Header)
 	}
 	grpc := len(req.Header["Grpc-Timeout"]) > 0
-	if svc.transport != nil {
-		setTimeLeft(req.Header, time.Until(st.deadline), grpc)
-		st.forwardTransport(upgrade)
-		return
-	}
+	// Both paths (the HTTP/1.1 pool and HTTP/2) go through this loop: one
+	// attempt per turn, the next only if it is safe, granted by the budget
+	// and there is time for its backoff and the attempt.
 	svc.Budget.Request()
 	var exclude *balance.Endpoint
 	fresh := false
-	for attempt := 1; ; attempt++ {
+	for try := 1; ; try++ {
 		left := time.Until(st.deadline)
 		if left < svc.MinAttemptTime {
 			k := failure.DeadlineExceeded
-			if attempt == 1 {
+			if try == 1 {
 				k = failure.DeadlineTooShort
 			}
 			st.fail(failure.New(k, "route %q: %s left of the deadline, less than retry.min_attempt_time = %s of service %q",
@@ -80,12 +78,21 @@ func (st *reqState) forward() {
 		st.rec.Endpoint = ep.Addr
 		st.rec.Attempts++
 		st.m.ToNote(passport.EndpointPicked, ep.Addr)
-		// The exchange lives in the pooled request state: one per attempt,
-		// and attempts never overlap (run joins its upload goroutine).
-		x := &st.x
-		*x = exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade,
-			mayRetry: attempt < svc.Retry.MaxAttempts}
-		res := x.run(fresh)
+		mayRetry := try < svc.Retry.MaxAttempts
+		// Drawn now, so that an attempt keeps a 5xx answer for the client
+		// rather than discard it for a retry whose backoff would not fit.
+		st.wait = svc.Retry.Backoff(try, nil)
+		var res attempt
+		if svc.transport != nil {
+			res = st.transportAttempt(ep, mayRetry)
+		} else {
+			// The exchange lives in the pooled request state: one per
+			// attempt, and attempts never overlap (run joins its upload
+			// goroutine).
+			x := &st.x
+			*x = exchange{st: st, ep: ep, pool: svc.pools[ep.Addr], upgrade: upgrade, mayRetry: mayRetry}
+			res = x.run(fresh)
+		}
 		switch {
 		case res.err == nil && !res.stale && !res.retryStatus:
 			return // done, or failed after the response started (handled in run)
@@ -95,16 +102,16 @@ func (st *reqState) forward() {
 			// connection, outside the budget.
 			st.m.ToNote(passport.AttemptFailed, "stale_connection")
 			fresh = true
-			attempt--
+			try--
 			continue
 		case res.retryStatus:
 			// run took the retry from the budget already.
-		case !res.safe || attempt >= svc.Retry.MaxAttempts || !svc.Budget.TryRetry():
+		case !res.safe || !mayRetry || !svc.Budget.TryRetry():
 			st.fail(res.err)
 			return
 		}
-		note := "retry"
-		if res.err != nil {
+		note := res.note
+		if note == "" {
 			note = res.err.Kind.String()
 		}
 		st.m.ToNote(passport.AttemptFailed, note)
@@ -112,7 +119,7 @@ func (st *reqState) forward() {
 			st.fail(res.err)
 			return
 		}
-		if !st.backoff(attempt) {
+		if !st.backoff() {
 			if res.err == nil {
 				res.err = failure.New(failure.DeadlineExceeded, "route %q: no time left to retry", st.route.Name)
 			}
@@ -142,12 +149,17 @@ func (st *reqState) replayBody() bool {
 	return true
 }
 
-// backoff waits the jittered backoff before attempt+1, if it fits in the
-// time left; it gives up when the client goes away.
-func (st *reqState) backoff(attempt int) bool {
-	svc := st.svc
-	d := svc.Retry.Backoff(attempt, nil)
-	if time.Until(st.deadline)-d < svc.MinAttemptTime {
+// retryFits reports whether the backoff before the next attempt (st.wait)
+// leaves it at least retry.min_attempt_time of the deadline.
+func (st *reqState) retryFits() bool {
+	return time.Until(st.deadline)-st.wait >= st.svc.MinAttemptTime
+}
+
+// backoff waits the jittered backoff drawn for the next attempt, if it
+// fits in the time left; it gives up when the client goes away.
+func (st *reqState) backoff() bool {
+	d := st.wait
+	if !st.retryFits() {
 		return false
 	}
 	if d <= 0 {
@@ -176,6 +188,9 @@ type attempt struct {
 	// retryStatus: the endpoint answered 502/503/504 to an idempotent
 	// request and a retry was granted; the answer was discarded.
 	retryStatus bool
+	// note, when set, is the ATTEMPT_FAILED note instead of err's kind:
+	// the status of a discarded answer ("upstream_503"), "refused_stream".
+	note string
 }
 
 // exchange is one attempt over an HTTP/1.1 connection of the pool.
@@ -311,12 +326,13 @@ func (x *exchange) run(fresh bool) attempt {
 	}
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if x.mayRetry && x.retrySafe(hasBody) && (!hasBody || x.waitUpload()) && svc.Budget.TryRetry() {
+		if x.mayRetry && st.retryFits() && x.retrySafe(hasBody) && (!hasBody || x.waitUpload()) && svc.Budget.TryRetry() {
 			// Discard this answer; the connection goes (its body is unread).
 			if hasBody {
 				x.stopUpload()
 			}
-			return attempt{retryStatus: true, err: failure.New(failure.UpstreamReset, "endpoint %s answered %d", x.ep.Addr, resp.StatusCode)}
+			return attempt{retryStatus: true, note: retryStatusNote(resp.StatusCode),
+				err: failure.New(failure.UpstreamReset, "service %q endpoint %s answered %d", svc.Name, x.ep.Addr, resp.StatusCode)}
 		}
 	}
 

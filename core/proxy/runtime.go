@@ -3,8 +3,6 @@ package proxy
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,7 +144,7 @@ type Service struct {
 	RetryAfter time.Duration
 	// pools by endpoint address (http1); transport for h2c/h2.
 	pools     map[string]*pool.Pool
-	transport *http.Transport
+	transport *h2Upstream
 }
 
 // UpstreamLimits are a service's upstream bounds, in Go units.
@@ -225,7 +223,8 @@ func Build(cfg *config.Config, shared *Shared) (*Runtime, error) {
 		}
 		switch sc.Protocol {
 		case "h2c", "h2":
-			svc.transport = newTransport(sc, tlsConf)
+			svc.transport = newH2Upstream(sc.Name, up.ConnectTimeout.Std(), up.IdleTimeout.Std(), up.HeaderTimeout.Std(),
+				up.MaxConnsPerEndpoint, int64(up.MaxHeaderBytes), tlsConf)
 		default:
 			opts := pool.Options{
 				ConnectTimeout: up.ConnectTimeout.Std(),
@@ -419,28 +418,3 @@ func (rt *Runtime) HookBindings() (scopes []string, bindings []*hook.Binding) {
 
 // Services returns the compiled services by name (read-only).
 func (rt *Runtime) Services() map[string]*Service { return rt.services }
-
-func newTransport(sc *config.Service, tlsConf *tls.Config) *http.Transport {
-	up := sc.Limits.Upstream
-	d := &net.Dialer{Timeout: up.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		DialContext:            d.DialContext,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    up.ConnectTimeout.Std(),
-		MaxConnsPerHost:        up.MaxConnsPerEndpoint,
-		MaxIdleConnsPerHost:    up.MaxIdlePerEndpoint,
-		IdleConnTimeout:        up.IdleTimeout.Std(),
-		ResponseHeaderTimeout:  up.HeaderTimeout.Std(),
-		MaxResponseHeaderBytes: int64(up.MaxHeaderBytes),
-		DisableCompression:     true,
-		ForceAttemptHTTP2:      true,
-	}
-	var p http.Protocols
-	if sc.Protocol == "h2c" {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP2(true)
-	}
-	t.Protocols = &p
-	return t
-}

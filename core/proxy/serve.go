@@ -65,6 +65,9 @@ type reqState struct {
 	replayOK     bool
 	replayable   bool
 	replayReader bytes.Reader
+	// wait is the jittered backoff before the next attempt, drawn before
+	// the current one (see forward).
+	wait time.Duration
 }
 
 // keep appends a piece of the request body to the replay copy, while the

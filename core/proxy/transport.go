@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -16,42 +17,26 @@ import (
 	"github.com/gatehouse/gatehouse/core/balance"
 	"github.com/gatehouse/gatehouse/core/failure"
 	"github.com/gatehouse/gatehouse/core/passport"
+	"github.com/gatehouse/gatehouse/core/retry"
 )
 
-// forwardTransport sends the request through the service's http.Transport
-// (HTTP/2 to the endpoint: h2c or h2). The passport still gets separate
-// stamps for the connection, the request head and the response head, from
-// httptrace callbacks recorded as offsets and stamped afterwards (callbacks
-// run on the transport's goroutines; only this goroutine writes the passport).
-func (st *reqState) forwardTransport(_ string) {
+// transportAttempt makes one attempt on ep over the service's HTTP/2
+// connections (h2c or h2; see h2Upstream: exactly one attempt, the retry
+// loop in forward decides about the next). The passport still gets separate
+// stamps for the connection, the request head and the response head; the
+// head's comes from an httptrace callback recorded as an offset and stamped
+// afterwards (callbacks run on the transport's goroutines; only this
+// goroutine writes the passport).
+func (st *reqState) transportAttempt(ep *balance.Endpoint, mayRetry bool) attempt {
 	req, svc := st.req, st.svc
 	m := &st.m
-	ep := svc.Balancer.Pick(nil)
-	if ep == nil {
-		st.fail(failure.New(failure.NoEndpoint, "service %q has no endpoint available", svc.Name))
-		return
-	}
-	st.rec.Endpoint = ep.Addr
-	st.rec.Attempts++
-	m.ToNote(passport.EndpointPicked, ep.Addr)
 	start := balance.Now()
 	ep.Begin(start)
 	defer ep.End(start)
 	began := time.Now()
 
-	var connAt, headAt, bodyAt atomic.Int64
-	var reused atomic.Bool
-	p := m.P
-	trace := &httptrace.ClientTrace{
-		GotConn:      func(i httptrace.GotConnInfo) { reused.Store(i.Reused); connAt.Store(int64(p.Now())) },
-		WroteHeaders: func() { headAt.Store(int64(p.Now())) },
-		WroteRequest: func(httptrace.WroteRequestInfo) { bodyAt.Store(int64(p.Now())) },
-	}
-	ctx, cancel := context.WithDeadline(httptrace.WithClientTrace(req.Ctx, trace), st.deadline)
-	defer cancel()
-
 	scheme := "http"
-	if svc.transport.TLSClientConfig != nil {
+	if svc.transport.tls != nil {
 		scheme = "https"
 	}
 	path := req.Path
@@ -65,13 +50,36 @@ func (st *reqState) forwardTransport(_ string) {
 	if err != nil {
 		svc.Balancer.Done(ep, balance.Result{Canceled: true})
 		st.fail(failure.Wrap(failure.Malformed, err, "request path cannot be forwarded"))
-		return
+		return attempt{}
 	}
 	u.RawQuery = req.RawQuery
+
+	cc, reused, err := svc.transport.get(req.Ctx, st.deadline, ep.Addr)
+	if err != nil {
+		fe := failure.As(err)
+		clientSide := fe.Kind == failure.ClientGone || fe.Kind == failure.DeadlineExceeded
+		svc.Balancer.Done(ep, balance.Result{Failed: !clientSide, Canceled: clientSide, LatencyNanos: int64(time.Since(began))})
+		return attempt{err: fe, safe: fe.Retryable}
+	}
+	if reused {
+		m.ToNote(passport.ConnAcquired, "reused")
+	} else {
+		m.ToNote(passport.ConnAcquired, "new")
+	}
+
+	var headAt, bodyAt atomic.Int64
+	p := m.P
+	trace := &httptrace.ClientTrace{
+		WroteHeaders: func() { headAt.Store(int64(p.Now())) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { bodyAt.Store(int64(p.Now())) },
+	}
+	ctx, cancel := context.WithDeadline(httptrace.WithClientTrace(req.Ctx, trace), st.deadline)
+	defer cancel()
 	out := (&http.Request{Method: req.Method, URL: u, Header: req.Header, Host: req.Host, ProtoMajor: 1, ProtoMinor: 1,
 		Proto: "HTTP/1.1", ContentLength: 0}).WithContext(ctx)
 	var body *limitedBody
-	if req.Body != nil && req.ContentLength != 0 {
+	hasBody := req.Body != nil && req.ContentLength != 0
+	if hasBody {
 		rule := st.route.Limits.Body
 		rule.hard = st.deadline
 		body = &limitedBody{st: st, r: req.Body, rule: rule, max: st.route.Limits.MaxBodyBytes}
@@ -81,50 +89,76 @@ func (st *reqState) forwardTransport(_ string) {
 			st.cs.EnableFullDuplex()
 		}
 	}
-	// The transport's ResponseHeaderTimeout (limits.upstream.header_timeout)
-	// runs from the end of the upload, like the pool's.
-	resp, err := svc.transport.RoundTrip(out)
-	headerTimedOut := err != nil && strings.Contains(err.Error(), "timeout awaiting response headers")
-	stampAt := func(s passport.State, v *atomic.Int64, note string) {
-		if off := v.Load(); off > 0 {
-			m.ToAt(s, time.Duration(off), note)
+	// The response header timeout (limits.upstream.header_timeout) runs
+	// from the end of the upload, like the pool's.
+	resp, err := cc.RoundTrip(out)
+	if off := headAt.Load(); off > 0 {
+		m.ToAt(passport.ReqHeadersSent, time.Duration(off), "")
+	}
+	// bodyState settles what the next attempt may do with the body: use it
+	// untouched, replay the kept copy, or nothing (read in part).
+	bodyState := func() (replayOK bool) {
+		if body == nil {
+			return true
 		}
-	}
-	note := "new"
-	if reused.Load() {
-		note = "reused"
-	}
-	stampAt(passport.ConnAcquired, &connAt, note)
-	if m.State() == passport.ConnAcquired {
-		stampAt(passport.ReqHeadersSent, &headAt, "")
+		switch body.detach() {
+		case bodyUntouched:
+			return true
+		case bodyEOF:
+			st.bodyRead = true
+			st.replayable = st.replayOK
+			return st.replayable
+		}
+		st.bodyRead, st.replayable = true, false
+		return false
 	}
 	if err != nil {
-		gone := st.gone()
-		svc.Balancer.Done(ep, balance.Result{Failed: !gone, Canceled: gone, LatencyNanos: int64(time.Since(began))})
+		replayOK := bodyState()
 		if body != nil {
+			st.rec.BytesIn = body.n.Load()
 			if e := body.failure(); e != nil {
-				st.fail(e)
-				return
+				svc.Balancer.Done(ep, balance.Result{Canceled: true}) // the client's doing, not the endpoint's
+				return attempt{err: e}
 			}
 		}
-		st.fail(st.transportErr(err, ep.Addr, headerTimedOut))
-		return
+		headerTimedOut := strings.Contains(err.Error(), "timeout awaiting response headers")
+		fe := st.transportErr(err, ep.Addr, headerTimedOut)
+		clientSide := fe.Kind == failure.ClientGone || fe.Kind == failure.DeadlineExceeded
+		svc.Balancer.Done(ep, balance.Result{Failed: !clientSide, Canceled: clientSide, LatencyNanos: int64(time.Since(began))})
+		a := attempt{err: fe}
+		if notProcessed(err) && !clientSide {
+			// Provably not processed: any method may go again.
+			a.safe, a.note = replayOK, "refused_stream"
+		} else {
+			a.safe = !clientSide && replayOK && retry.Idempotent(req.Method)
+		}
+		return a
 	}
-	defer resp.Body.Close()
 	svc.Balancer.Done(ep, balance.Result{Failed: resp.StatusCode >= 500, LatencyNanos: int64(time.Since(began))})
 	if m.State() != passport.ReqHeadersSent {
-		// The trace did not report the steps (it does not for every
-		// transport path); stamp them now so the machine stays in order.
-		if m.State() == passport.EndpointPicked {
-			m.ToNote(passport.ConnAcquired, note)
-		}
+		// The trace did not report the head (it does not on every path);
+		// stamp it now so the machine stays in order.
 		m.To(passport.ReqHeadersSent)
 	}
 	m.To(passport.RespHeadersReceived)
+	if note := retryStatusNote(resp.StatusCode); note != "" && mayRetry && st.retryFits() && retry.Idempotent(req.Method) {
+		// The transport stopped the upload on this answer (it does on any
+		// status over 299), so the body settles at once.
+		if bodyState() && svc.Budget.TryRetry() {
+			resp.Body.Close() // discard the answer; waits for the stream to end
+			if body != nil {
+				st.rec.BytesIn = body.n.Load()
+			}
+			return attempt{retryStatus: true, note: note,
+				err: failure.New(failure.UpstreamReset, "service %q endpoint %s answered %d", svc.Name, ep.Addr, resp.StatusCode)}
+		}
+	}
+	defer resp.Body.Close()
 
 	h := st.sendHead(resp)
 	if body != nil {
 		st.uploadErr = body.failure
+		defer func() { st.uploadErr = nil }()
 	}
 	src := &timerBody{body: resp.Body, cancel: cancel}
 	ok := st.copyResponse(src, resp.ContentLength, svc.Limits, ep.Addr)
@@ -136,13 +170,28 @@ func (st *reqState) forwardTransport(_ string) {
 		}
 	}
 	if !ok {
-		return
+		return attempt{}
 	}
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
 	m.To(passport.RespBodySent)
 	m.To(passport.Done)
+	return attempt{}
+}
+
+// retryStatusNote is the ATTEMPT_FAILED note of a discarded answer with a
+// status that may be retried, "" for other statuses.
+func retryStatusNote(status int) string {
+	switch status {
+	case http.StatusBadGateway:
+		return "upstream_502"
+	case http.StatusServiceUnavailable:
+		return "upstream_503"
+	case http.StatusGatewayTimeout:
+		return "upstream_504"
+	}
+	return ""
 }
 
 func (st *reqState) transportErr(err error, addr string, headerTimedOut bool) *failure.Error {
@@ -154,6 +203,9 @@ func (st *reqState) transportErr(err error, addr string, headerTimedOut bool) *f
 		return failure.New(failure.UpstreamHeaderTimeout, "service %q endpoint %s: upstream response header timeout (limits.upstream.header_timeout = %s) exceeded", svc.Name, addr, svc.Limits.HeaderTimeout)
 	case errors.Is(err, context.DeadlineExceeded):
 		return failure.New(failure.DeadlineExceeded, "route %q: deadline (limits.request.deadline = %s) exceeded", st.route.Name, st.route.Limits.Deadline)
+	case notProcessed(err):
+		return &failure.Error{Kind: failure.UpstreamReset, Retryable: true, Err: err,
+			Msg: fmt.Sprintf("service %q endpoint %s refused the request before processing it", svc.Name, addr)}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &failure.Error{Kind: failure.ConnectRefused, Retryable: true, Err: err, Msg: "service " + svc.Name + " endpoint " + addr}
 	}
@@ -174,9 +226,33 @@ type limitedBody struct {
 	waited time.Duration // time blocked reading the client
 	n      atomic.Int64
 	err    atomic.Pointer[failure.Error]
+	phase  atomic.Int32 // bodyUntouched, bodyReading, bodyEOF or bodyDetached
+}
+
+// The phases of a limitedBody.
+const (
+	bodyUntouched = iota // no read yet
+	bodyReading          // read in part
+	bodyEOF              // read whole (and kept, if it fits the replay bound)
+	bodyDetached         // the attempt is over; reads fail
+)
+
+// errDetached is what a read after the attempt ended gets.
+var errDetached = errors.New("request body detached from a finished attempt")
+
+// detach ends the transport's use of the body (a late read fails rather
+// than take bytes from the next attempt) and returns its phase then.
+func (b *limitedBody) detach() int32 {
+	if b.phase.CompareAndSwap(bodyUntouched, bodyDetached) {
+		return bodyUntouched
+	}
+	return b.phase.Load()
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if !b.phase.CompareAndSwap(bodyUntouched, bodyReading) && b.phase.Load() == bodyDetached {
+		return 0, errDetached
+	}
 	moved := b.n.Load()
 	began := time.Now()
 	dl, hard := b.rule.next(began, moved, b.waited)
@@ -184,14 +260,17 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	nr, er := b.r.Read(p)
 	b.waited += time.Since(began)
 	if nr > 0 {
-		if b.n.Add(int64(nr)) > b.max {
+		n := b.n.Add(int64(nr))
+		if n > b.max {
 			e := failure.New(failure.BodyTooLarge, "route %q: request body over limits.request.max_body_bytes = %d", b.st.route.Name, b.max)
 			b.err.Store(e)
 			return 0, e
 		}
+		b.st.keep(p[:nr], n)
 	}
 	if er == io.EOF {
 		b.st.cs.SetReadDeadline(time.Time{})
+		b.phase.Store(bodyEOF)
 	} else if er != nil {
 		var e *failure.Error
 		switch {

@@ -3,7 +3,8 @@
 // endpoint, or the method is idempotent and no response reached the client),
 // only within the time left, and only within a budget — retries may add at
 // most a percentage of the service's requests over a sliding window, plus a
-// small floor per second — so that an outage does not become a retry storm.
+// small floor per second (a token bucket, so the floor cannot be saved up
+// into a burst) — so that an outage does not become a retry storm.
 package retry
 
 import (
@@ -22,7 +23,9 @@ type Options struct {
 	// the window. Default 20.
 	BudgetPercent int
 	// MinPerSecond is the floor of retries allowed per second whatever the
-	// request rate (so a quiet service can still retry). Default 3.
+	// request rate (so a quiet service can still retry): a token bucket
+	// refilled at MinPerSecond per second holding at most MinPerSecond, used
+	// once the percentage is spent. Default 3; 0 turns the floor off.
 	MinPerSecond int
 	// Window is the sliding window of the budget. Default 10s.
 	Window time.Duration
@@ -40,7 +43,7 @@ func DefaultOptions() Options {
 const buckets = 10
 
 // Budget counts requests and retries of one service in a ring of time
-// buckets covering the window.
+// buckets covering the window, and holds the floor's token bucket.
 type Budget struct {
 	opts  Options
 	now   func() time.Time
@@ -50,6 +53,9 @@ type Budget struct {
 	epoch    [buckets]int64 // bucket start, in widths since the Unix epoch
 	requests [buckets]int64
 	retries  [buckets]int64
+	// The floor: tokens (retries) in the bucket as of filled.
+	tokens float64
+	filled time.Time
 }
 
 // NewBudget returns a budget; now may be nil for the system clock.
@@ -57,7 +63,7 @@ func NewBudget(opts Options, now func() time.Time) *Budget {
 	if now == nil {
 		now = time.Now
 	}
-	return &Budget{opts: opts, now: now, width: opts.Window / buckets}
+	return &Budget{opts: opts, now: now, width: opts.Window / buckets, tokens: float64(opts.MinPerSecond), filled: now()}
 }
 
 func (b *Budget) slot() int {
@@ -88,16 +94,37 @@ func (b *Budget) Request() {
 	b.mu.Unlock()
 }
 
-// TryRetry takes one retry from the budget, or reports that it is spent.
+// TryRetry takes one retry from the budget, or reports that it is spent:
+// first from the percentage of the window's requests, then from the
+// floor's bucket. Over any interval of t seconds, retries stay within the
+// percentage plus MinPerSecond × (t + 1).
 func (b *Budget) TryRetry() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	req, ret := b.sums()
-	allowed := req*int64(b.opts.BudgetPercent)/100 + int64(b.opts.MinPerSecond)*int64(b.opts.Window/time.Second)
-	if ret >= allowed {
+	if ret >= req*int64(b.opts.BudgetPercent)/100 && !b.takeToken() {
 		return false
 	}
 	b.retries[b.slot()]++
+	return true
+}
+
+// takeToken refills the floor's bucket for the time passed and takes one
+// token if there is one. b.mu is held.
+func (b *Budget) takeToken() bool {
+	burst := float64(b.opts.MinPerSecond)
+	if burst <= 0 {
+		return false
+	}
+	now := b.now()
+	if el := now.Sub(b.filled); el > 0 {
+		b.tokens = min(burst, b.tokens+el.Seconds()*burst)
+	}
+	b.filled = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
 	return true
 }
 
