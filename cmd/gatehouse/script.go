@@ -17,7 +17,7 @@ import (
 // and test loop of a script author.
 func cmdScript(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: gatehouse script test FILE [--cases CASES.yaml] [--config JSON-like YAML file]")
+		fmt.Fprintln(stderr, "usage: gatehouse script test FILE [--cases CASES.yaml]   (a cases file may set config: for gatehouse.config)")
 		return 2
 	}
 	fs := flag.NewFlagSet("script test", flag.ContinueOnError)

@@ -69,7 +69,8 @@ type Admin struct {
 	// A non-loopback address requires Token.
 	Address string `yaml:"address"`
 	// Token is the admin bearer token, sent as "Authorization: Bearer
-	// <token>". Mutating endpoints (POST /admin/reload) require it and are
+	// <token>". Mutating endpoints (POST /admin/reload, POST
+	// /admin/api/overhead/reset) require it and are
 	// refused (403) while it is empty, even on loopback; off loopback every
 	// endpoint but /healthz and /readyz requires it too. Default empty.
 	// Redacted in /admin/config.

@@ -228,3 +228,41 @@ func TestObserversNeverBlock(t *testing.T) {
 type observer func(context.Context, *sdk.Observation)
 
 func (f observer) Observe(ctx context.Context, o *sdk.Observation) { f(ctx, o) }
+
+type shaper struct{ d sdk.ShapeDecision }
+
+func (s shaper) Shape(context.Context, *sdk.Request) (sdk.ShapeDecision, error) { return s.d, nil }
+
+// TestShapeDecisionChecks: a shape decision outside the core's ranges
+// (priority, rate key, cost, reject status) is the hook's failure, never
+// applied.
+func TestShapeDecisionChecks(t *testing.T) {
+	cases := []struct {
+		name  string
+		d     sdk.ShapeDecision
+		valid bool
+	}{
+		{"critical", sdk.ShapeDecision{Priority: sdk.PriorityCritical, RateKey: "user:1", Cost: 2}, true},
+		{"priority too high", sdk.ShapeDecision{Priority: sdk.PriorityCritical + 1}, false},
+		{"priority negative", sdk.ShapeDecision{Priority: -1}, false},
+		{"rate key too long", sdk.ShapeDecision{RateKey: strings.Repeat("k", MaxRateKey+1)}, false},
+		{"cost negative", sdk.ShapeDecision{Cost: -1}, false},
+		{"cost too high", sdk.ShapeDecision{Cost: MaxCost + 1}, false},
+		{"reject status 999", sdk.ShapeDecision{Reject: &sdk.Reject{Status: 999}}, false},
+		{"reject status 200", sdk.ShapeDecision{Reject: &sdk.Reject{Status: 200}}, false},
+	}
+	for _, c := range cases {
+		b := bind("s", shaper{d: c.d}, false)
+		ch := &Chain{Bindings: []*Binding{b}, Log: zerolog.Nop()}
+		var s Snapshot
+		ch.Begin(&s)
+		var out Shaping
+		v := ch.Shape(context.Background(), &s, &stamps{}, &sdk.Request{}, time.Now().Add(time.Second), &out)
+		if c.valid && (v != nil || out.Priority != c.d.Priority || out.RateKey != c.d.RateKey || out.Cost != c.d.Cost) {
+			t.Errorf("%s: verdict %+v shaping %+v", c.name, v, out)
+		}
+		if !c.valid && (v == nil || v.Failure == nil || v.Failure.Kind != FailInvalid || v.Reject.Status != 503) {
+			t.Errorf("%s: want an invalid-decision failure with the policy's 503, got %+v", c.name, v)
+		}
+	}
+}
