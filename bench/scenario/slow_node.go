@@ -537,7 +537,7 @@ func (r *slowNodeResult) markdown() string {
 	w("\nReading it:\n\n")
 	w("- *met a slow endpoint* is the mechanism: every request a balancer sends to an endpoint while it is slow is a slow answer, retries or not. Once that share exceeds 0.1%% (0.01%%), p99.9 (p99.99) is a slow answer, whatever the balancer.\n")
 	w("- least_in_flight compares every endpoint; it still sends a slow endpoint a request when its last one is back, and one after each second without (`probe_interval`), so a few per second per slow endpoint.\n")
-	w("- p2c_ewma compares two endpoints drawn at random: while k of n endpoints are slow, both draws are slow k(k−1)/n(n−1) of the time, whatever their averages — 1 in 10 with 2 of 5 (the schedule's double episodes; see the second plot).\n")
+	w("- p2c_ewma compares two endpoints drawn at random: while k of n endpoints are slow, both draws are slow k(k−1)/n(n−1) of the time — 1 in 10 with 2 of 5 (the schedule's double episodes; see the second plot). Then its winner is far slower than the typical pick, and p2c_ewma takes a second look: it compares every endpoint (up to 16; beyond, it draws again), so those picks go to a fast endpoint too.\n")
 	w("- round robin sends every endpoint its share, slow or not, except while ejected: the connections refused during a restart eject an endpoint (5 failures in a row; at most `max_ejected_percent`, 50%%, at once), which can hide part of its cold start.\n")
 
 	w("\n### All valid runs merged\n\n| balancer | requests | p99 | p99.9 | p99.99 | p99.999 | max |\n|---|---:|---:|---:|---:|---:|---:|\n")

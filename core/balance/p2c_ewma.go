@@ -1,5 +1,10 @@
 package balance
 
+import (
+	"math"
+	"sync/atomic"
+)
+
 // P2CEWMA is power of two random choices on peak-EWMA latency, as in
 // Finagle and Linkerd: it draws two usable endpoints at random and takes the
 // one with the lower cost = latency EWMA × (in flight + 1) / (weight ×
@@ -14,10 +19,19 @@ package balance
 // that give it a sample. An endpoint's latency is at least the
 // mean age of its attempts in flight, so one that stalls is shunned
 // before its first slow answer arrives. The random draws keep concurrent
-// gateways from herding onto the same best endpoint.
+// gateways from herding onto the same best endpoint; only when every
+// endpoint drawn is far slower than the typical pick does it look further
+// (secondLook), so that while two of five endpoints are slow one request in
+// ten is not sent to one of them.
 type P2CEWMA struct {
 	base
 	choices int
+	// typical is a moving average of the latency of the endpoints picked
+	// (float64 bits): most picks go to healthy endpoints, so it follows
+	// their latency. A pick whose winner is far slower than it (every
+	// endpoint drawn was slow: with k of n endpoints slow, k(k−1)/n(n−1)
+	// of the draws) takes a second look (see secondLook).
+	typical atomic.Uint64
 }
 
 var _ Balancer = (*P2CEWMA)(nil)
@@ -72,19 +86,82 @@ func (b *P2CEWMA) Pick(exclude *Endpoint) *Endpoint {
 	return nil
 }
 
+// Second look: when the winner of a draw is slowFactor times slower than
+// the typical pick (and slower by at least slowMargin), every endpoint drawn
+// was in trouble. With at most fullScanMax endpoints the pick then compares
+// them all; with more, it draws again, up to redraws times. Without it,
+// while two of five endpoints are slow one pick in ten goes to a slow one,
+// which is the whole p99.9 (see bench/results/slow_node.md).
+const (
+	slowFactor  = 4
+	slowMargin  = 1e6 // ns
+	fullScanMax = 16
+	redraws     = 3
+	// typicalWeight is the weight of each pick in the typical latency.
+	typicalWeight = 1.0 / 32
+)
+
 // cheapest draws min(choices, usable) distinct random endpoints usable
 // under r and returns the cheapest (the first drawn on a tie), or nil when
 // none is usable.
 func (b *P2CEWMA) cheapest(exclude *Endpoint, r uint8, now int64) *Endpoint {
+	var unsampled = -1.0 // the latency of endpoints with no sample, once needed
+	best, bestCost, bestLat := b.draw(exclude, r, now, &unsampled)
+	if best == nil {
+		return nil
+	}
+	typical := math.Float64frombits(b.typical.Load())
+	if typical > 0 && bestLat > slowFactor*typical && bestLat > typical+slowMargin {
+		best, bestLat = b.secondLook(best, bestCost, bestLat, exclude, r, now, &unsampled)
+	}
+	// A racy read-modify-write: a lost update only slows the average.
+	if typical == 0 {
+		typical = bestLat
+	} else {
+		typical += (bestLat - typical) * typicalWeight
+	}
+	b.typical.Store(math.Float64bits(typical))
+	return best
+}
+
+// secondLook compares every usable endpoint (few of them) or draws again
+// (many), and returns the cheapest found with its latency.
+func (b *P2CEWMA) secondLook(best *Endpoint, bestCost, bestLat float64, exclude *Endpoint, r uint8, now int64, unsampled *float64) (*Endpoint, float64) {
+	if len(b.eps) <= fullScanMax {
+		for _, ep := range b.eps {
+			if !usable(ep, exclude, r) {
+				continue
+			}
+			if c, lat := b.cost(ep, now, unsampled); c < bestCost {
+				best, bestCost, bestLat = ep, c, lat
+			}
+		}
+		return best, bestLat
+	}
+	for range redraws {
+		ep, c, lat := b.draw(exclude, r, now, unsampled)
+		if ep != nil && c < bestCost {
+			best, bestCost, bestLat = ep, c, lat
+		}
+		if bestLat <= slowFactor*math.Float64frombits(b.typical.Load()) {
+			break
+		}
+	}
+	return best, bestLat
+}
+
+// draw draws min(choices, usable) distinct random endpoints usable under r
+// and returns the cheapest (the first drawn on a tie) with its cost and
+// latency, or nil when none is usable.
+func (b *P2CEWMA) draw(exclude *Endpoint, r uint8, now int64, unsampled *float64) (*Endpoint, float64, float64) {
 	n := len(b.eps)
 	d := min(b.choices, n)
 	var drawn [MaxChoices]int
 	var best *Endpoint
-	var bestCost float64
-	unsampled := -1.0 // the latency of endpoints with no sample, once needed
+	var bestCost, bestLat float64
 	consider := func(ep *Endpoint) {
-		if c := b.cost(ep, now, &unsampled); best == nil || c < bestCost {
-			best, bestCost = ep, c
+		if c, lat := b.cost(ep, now, unsampled); best == nil || c < bestCost {
+			best, bestCost, bestLat = ep, c, lat
 		}
 	}
 	// Rejection sampling: uniform, and cheap when most endpoints are usable.
@@ -104,7 +181,7 @@ draw:
 		}
 	}
 	if got == d {
-		return best
+		return best, bestCost, bestLat
 	}
 	// Most endpoints are unusable: reservoir-sample d of the usable ones.
 	var res [MaxChoices]*Endpoint
@@ -124,7 +201,7 @@ draw:
 	for _, ep := range res[:min(k, d)] {
 		consider(ep)
 	}
-	return best
+	return best, bestCost, bestLat
 }
 
 // cost is ep's expected load: latency × (in flight + 1), scaled down by
@@ -134,7 +211,7 @@ draw:
 // first slow answer reaches the EWMA. An endpoint with no sample takes
 // unsampledLatency, computed once per pick into *unsampled (negative until
 // then).
-func (b *P2CEWMA) cost(ep *Endpoint, now int64, unsampled *float64) float64 {
+func (b *P2CEWMA) cost(ep *Endpoint, now int64, unsampled *float64) (cost, latency float64) {
 	inFlight := float64(max(ep.InFlight.Load(), 0))
 	lat, ok := ep.latency(now, b.latTau)
 	if !ok {
@@ -144,7 +221,7 @@ func (b *P2CEWMA) cost(ep *Endpoint, now int64, unsampled *float64) float64 {
 		lat = *unsampled
 	}
 	lat = max(lat, ep.pendingAge(now))
-	return lat * (inFlight + 1) / (ep.weight() * b.ramp(ep, now))
+	return lat * (inFlight + 1) / (ep.weight() * b.ramp(ep, now)), lat
 }
 
 // unsampledLatency is the latency assumed for an endpoint with no sample:

@@ -20,13 +20,13 @@ func TestP2CUnsampledEndpointPenalized(t *testing.T) {
 	}
 	now := clock.now()
 	unsampled := -1.0
-	slowest := b.cost(e[2], now, &unsampled)
-	if got := b.cost(e[3], now, &unsampled); got != slowest {
+	slowest, _ := b.cost(e[2], now, &unsampled)
+	if got, _ := b.cost(e[3], now, &unsampled); got != slowest {
 		t.Fatalf("idle unsampled endpoint costs %v, want the slowest sampled one's %v", got, slowest)
 	}
 	// With a request in flight, it costs twice that (and more as it ages).
 	e[3].Begin(now)
-	if got := b.cost(e[3], now, &unsampled); got != 2*slowest {
+	if got, _ := b.cost(e[3], now, &unsampled); got != 2*slowest {
 		t.Fatalf("unsampled endpoint with one in flight costs %v, want %v", got, 2*slowest)
 	}
 	e[3].End(now)
@@ -45,8 +45,9 @@ func TestP2CUnsampledEndpointPenalized(t *testing.T) {
 	}
 	// Once it has a sample, its own latency counts.
 	b.Done(e[3], Result{LatencyNanos: int64(time.Millisecond)})
-	if got := b.cost(e[3], now, &unsampled); got >= b.cost(e[0], now, &unsampled) {
-		t.Fatalf("sampled at 1ms it costs %v, want below a's 5ms cost", got)
+	gotCost, _ := b.cost(e[3], now, &unsampled)
+	if a, _ := b.cost(e[0], now, &unsampled); gotCost >= a {
+		t.Fatalf("sampled at 1ms it costs %v, want below a's 5ms cost", gotCost)
 	}
 
 	// With no sample anywhere, every endpoint costs the failure penalty
@@ -56,7 +57,8 @@ func TestP2CUnsampledEndpointPenalized(t *testing.T) {
 	fresh := eps("a", "b", "c")
 	bf := mustNew(t, "p2c_ewma", fresh, testOptions(clock2, 3)).(*P2CEWMA)
 	unsampled = -1
-	if got, want := bf.cost(fresh[0], clock2.now(), &unsampled), float64(time.Second); got != want {
+	if got, _ := bf.cost(fresh[0], clock2.now(), &unsampled); got != float64(time.Second) {
+		want := float64(time.Second)
 		t.Fatalf("no sample anywhere: cost %v, want the failure penalty %v", got, want)
 	}
 	if n := picks(bf, fresh, 300); len(n) != 3 {

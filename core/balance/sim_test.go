@@ -161,14 +161,17 @@ func TestSlowEndpointShare(t *testing.T) {
 }
 
 // Two of five endpoints slow: with two choices p2c_ewma draws both slow
-// ones 1 time in 10 and must take one of them, whatever it knows; with three
-// choices there is always a fast one among the draws.
+// ones 1 time in 10; the second look (a winner far slower than the typical
+// pick) then compares every endpoint, so the slow ones get only the
+// requests that notice their recovery, as with three choices, where there
+// is always a fast one among the draws. Without the second look the share
+// was 0.10 (1 pick in 10), the p99.9 of a deploy.
 func TestP2CChoicesTwoSlow(t *testing.T) {
 	for _, c := range []struct {
 		choices  int
 		min, max float64
 	}{
-		{2, 0.08, 0.12},
+		{2, 0, 0.005},
 		{3, 0, 0.005},
 	} {
 		clock := &fakeClock{}
