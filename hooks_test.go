@@ -134,6 +134,8 @@ func TestAdversarialScriptsFollowPolicy(t *testing.T) {
 		"hop":      `exports.route = function(req) { return {setHeader: {"Connection": "close"}}; };`,
 		"loosen":   `exports.route = function(req) { return {timeoutMs: 3600000}; };`,
 		"hostedit": `exports.route = function(req) { return {setHeader: {"Host": "evil.example"}}; };`,
+		"doubling": `exports.validate = function(req) { var s = "x"; while (true) { s += s; } };`,
+		"redos":    `exports.validate = function(req) { return /^(a+)+\1$/.test("a".repeat(40) + "b") ? undefined : {reject: {status: 400}}; };`,
 	}
 	var cfg strings.Builder
 	cfg.WriteString(`
@@ -164,7 +166,9 @@ scripts:
 		if resp.StatusCode != 503 {
 			t.Errorf("%s: status %d, want the failure policy's 503", name, resp.StatusCode)
 		}
-		if took > 2*time.Second {
+		// The budget plus a small slack (scheduling under -race on a shared
+		// 2-core machine), never the script's own running time.
+		if took > 100*time.Millisecond+200*time.Millisecond {
 			t.Errorf("%s: answered after %v with a 100ms budget", name, took)
 		}
 		if r := h.next(); r.Outcome != "hook_failed" {
@@ -241,35 +245,116 @@ routes: [{name: app, service: app, hooks: [{script: v, budget: 5s}]}]  # generou
 			}
 		}()
 	}
+	// Each edit waits until the gateway has acted on it (the new version
+	// serves, or the refusal is counted) before the next, so that every one
+	// of the 50 versions is compiled and judged on its own rather than
+	// merged with the next by the watcher's debounce.
+	metric := func(name string) float64 {
+		_, page := getWith(t, c, "http://"+h.g.AdminAddr().String()+"/metrics")
+		v, _ := pageValue(page, name+`{script="v"}`)
+		return v
+	}
+	serving := func() string {
+		resp, err := c.Get(h.url + "/")
+		if err != nil {
+			return ""
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("X-Script-Version")
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("edit not acted on within 10s: %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	reloads0, refusals0 := metric("gatehouse_script_reloads_total"), metric("gatehouse_script_refusals_total")
 	for i := 1; i <= 50; i++ {
 		tmp := filepath.Join(dir, ".v.js.tmp")
+		src := []byte("exports.respond = function( {") // does not compile
 		if i%2 == 0 {
 			valid.Store(fmt.Sprint(i), true)
-			os.WriteFile(tmp, []byte(version(i)), 0o644)
+			src = []byte(version(i))
+		}
+		if err := os.WriteFile(tmp, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			want := fmt.Sprint(i)
+			waitFor("version "+want+" serves", func() bool { return serving() == want })
 		} else {
-			os.WriteFile(tmp, []byte("exports.respond = function( {"), 0o644) // does not compile
+			want := refusals0 + float64(i+1)/2
+			waitFor(fmt.Sprintf("refusal %d counted", (i+1)/2), func() bool { return metric("gatehouse_script_refusals_total") >= want })
 		}
-		os.Rename(tmp, path)
-		time.Sleep(20 * time.Millisecond) // paces the edits; the assertions do not depend on it
 	}
-	// Wait until the last valid version serves, then stop.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := c.Get(h.url + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.Header.Get("X-Script-Version") == "50" {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the last valid version never served")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if got := metric("gatehouse_script_reloads_total") - reloads0; got != 25 {
+		t.Errorf("reloads = %v, want 25", got)
+	}
+	if got := metric("gatehouse_script_refusals_total") - refusals0; got != 25 {
+		t.Errorf("refusals = %v, want 25", got)
 	}
 	close(stop)
 	wg.Wait()
+	if done.Load() < 100 {
+		t.Fatalf("only %d requests ran during the 50 edits", done.Load())
+	}
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed or came from no valid version (e.g. %v)", failed.Load(), done.Load(), bad.Load())
+	}
+}
+
+// TestScriptSeesBoundedBody: a binding with body_bytes gives the script at
+// most that many bytes of the request body (and says when it was cut),
+// while the service still receives the whole body.
+func TestScriptSeesBoundedBody(t *testing.T) {
+	dir := t.TempDir()
+	path := writeScript(t, dir, "b.js", `exports.validate = function (req) {
+	if (req.body.indexOf("evil") >= 0) return {reject: {status: 400, body: "evil body"}};
+	if (req.path === "/probe") return {reject: {status: 418, body: req.body.length + ":" + req.bodyTruncated}};
+};`)
+	var got atomic.Int64
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(int64(len(b)))
+	}))
+	h := start(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+logging: {access_log: false, level: error}
+services: [{name: app, endpoints: ["{{APP}}"]}]
+scripts: [{name: b, file: "`+path+`"}]
+routes: [{name: app, service: app, hooks: [{script: b, budget: 1s, body_bytes: 64}]}]
+`, map[string]string{"APP": app})
+	c := client(t)
+	post := func(p, body string) (int, string) {
+		resp, err := c.Post(h.url+p, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if st, b := post("/probe", strings.Repeat("x", 200)); st != 418 || b != "64:true" {
+		t.Errorf("probe of a 200-byte body: %d %q, want 418 \"64:true\"", st, b)
+	}
+	if st, b := post("/probe", "short"); st != 418 || b != "5:false" {
+		t.Errorf("probe of a 5-byte body: %d %q, want 418 \"5:false\"", st, b)
+	}
+	if st, _ := post("/x", "an evil body"); st != 400 {
+		t.Errorf("evil body: %d, want 400", st)
+	}
+	// "evil" past the first 64 bytes is not seen; the service gets it all.
+	long := strings.Repeat("y", 100) + "evil"
+	if st, _ := post("/x", long); st != 200 || got.Load() != int64(len(long)) {
+		t.Errorf("evil past the bound: status %d, service got %d bytes, want 200 and %d", st, got.Load(), len(long))
 	}
 }

@@ -69,3 +69,55 @@ func BenchmarkValidateLabels(b *testing.B) {
 	benchValidateCalls(b, &sdk.Request{ID: "r1", Method: "POST", Path: "/api/users/42", Header: sdk.Header{"Authorization": {"Bearer abc"}}},
 		func(d sdk.ValidateDecision) bool { return d.Labels["user"] == "u1" })
 }
+
+// BenchmarkScenarioHooks runs the hooks bench scenario's validate and
+// route scripts (bench/scenario/testdata/hooks) on the request a closed
+// loop sends: the JavaScript work the gateway does per request in that
+// scenario, without the gateway around it.
+func BenchmarkScenarioHooks(b *testing.B) {
+	dir := filepath.Join("..", "bench", "scenario", "testdata", "hooks")
+	v, err := Compile(filepath.Join(dir, "validate.js"), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := Compile(filepath.Join(dir, "route.js"), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	req := &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Labels = nil
+		d, err := v.Validate(ctx, req)
+		if err != nil || d.Reject != nil || d.Labels["client"] != "anonymous" {
+			b.Fatal(d, err)
+		}
+		req.Labels = d.Labels
+		rd, err := r.Route(ctx, req)
+		if err != nil || rd.SetHeader["X-Client"] != "anonymous" {
+			b.Fatal(rd, err)
+		}
+	}
+}
+
+// BenchmarkNoop: a validate that returns at once (the hooks scenario's
+// js-noop configuration): the host's own cost per call.
+func BenchmarkNoop(b *testing.B) {
+	s, err := Compile(filepath.Join("..", "bench", "scenario", "testdata", "hooks", "noop.js"), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	req := &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Validate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -45,6 +45,7 @@ type module struct {
 	file     string            // display path, used in errors and stack traces
 	prg      *goja.Program     // evaluates to the CommonJS wrapper function
 	requires map[string]string // require argument -> module key
+	src      []byte            // the bytes compiled, hashed into the version ID
 }
 
 // bundle is the immutable, compiled source of one script version.
@@ -105,8 +106,12 @@ func loadBundle(p string) (*bundle, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// The ID hashes the bytes that were compiled, not a second read of the
+	// files: an edit between the two would give this program the new
+	// content's ID, and the next reload would take the new content for the
+	// version already serving.
 	for _, k := range keys {
-		src, _ := os.ReadFile(filepath.Join(b.root, filepath.FromSlash(k)))
+		src := b.mods[k].src
 		fmt.Fprintf(h, "%s\x00%d\x00", k, len(src))
 		h.Write(src)
 	}
@@ -146,6 +151,7 @@ func (b *bundle) compile(key, realRoot string) (*module, error) {
 	if err != nil {
 		return nil, &LoadError{File: display, Msg: err.Error()}
 	}
+	m.src = srcBytes
 	src := string(srcBytes)
 	if strings.HasSuffix(key, ".json") {
 		if !json.Valid(srcBytes) {
@@ -163,6 +169,10 @@ func (b *bundle) compile(key, realRoot string) (*module, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
+	if err := guardConcat(prg, prg.File, display); err != nil {
+		return nil, err
+	}
+	guardSpread(prg)
 	m.prg, err = goja.CompileAST(prg, false)
 	if err != nil {
 		var ce *goja.CompilerSyntaxError

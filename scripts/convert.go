@@ -16,6 +16,13 @@ import (
 // reserved header names, known services, a timeout that only tightens) are
 // the core's: such a decision is returned as it is and the core rejects it.
 
+// Bounds of the maps of a decision (labels, setHeader, reject.header).
+const (
+	maxDecisionEntries = 64
+	maxDecisionKey     = 256
+	maxDecisionValue   = 8192
+)
+
 // convError is the panic value of a failed conversion.
 type convError struct{ msg string }
 
@@ -141,15 +148,21 @@ func getStringMap(o *goja.Object, key, what string) map[string]string {
 		return nil
 	}
 	m, ok := v.(*goja.Object)
-	if !ok || m.ClassName() == "Array" {
+	if !ok || m.ClassName() == "Array" || m.ClassName() == "String" {
 		convFail("%s.%s is %s, want an object of strings", what, key, kind(v))
 	}
 	keys := m.GetOwnPropertyNames()
+	if len(keys) > maxDecisionEntries {
+		convFail("%s.%s has %d entries, more than %d", what, key, len(keys), maxDecisionEntries)
+	}
 	out := make(map[string]string, len(keys))
 	for _, k := range keys {
 		e := m.Get(k)
 		if goja.IsString(e) || goja.IsNumber(e) || isBool(e) {
 			out[k] = e.String()
+			if len(k) > maxDecisionKey || len(out[k]) > maxDecisionValue {
+				convFail("%s.%s[%.40q...]: names are limited to %d bytes and values to %d bytes", what, key, k, maxDecisionKey, maxDecisionValue)
+			}
 		} else {
 			convFail("%s.%s[%q] is %s, want a string", what, key, k, kind(e))
 		}

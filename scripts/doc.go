@@ -78,12 +78,28 @@
 // 30 nested pairs). The sandbox replaces or wraps every such built-in with
 // a Go version that checks Options.MaxStringLength and
 // Options.MaxArrayLength (throwing a RangeError the script may catch) and
-// the call's deadline (ending the call). Regular expressions that need
-// backtracking run on regexp2 with RegexpMatchTimeout. What remains
-// unbounded by a guard is the + operator on strings, which goja offers no
-// hook for: a doubling loop is stopped at the deadline, after at most one
-// more concatenation. See adversarial_test.go for the cases and their
-// measurements.
+// the call's deadline (ending the call). Work is bounded as well as size:
+// the native iterators (behind new Set/Map, Array.from, spread,
+// Object.fromEntries), Array.prototype.includes/indexOf/lastIndexOf,
+// concat, flat, Object.values/entries/assign, normalize and JSON check the
+// deadline as they go; a string counts as an array of its length for
+// Object.keys and friends; the results of String.prototype methods,
+// normalize and the URI encoders are held to MaxStringLength. An
+// array-like whose length is an accessor or an object, or a Proxy, is
+// refused where a guard reads a length (the built-in would read it again).
+// Every regexp match goes through the guarded RegExp.prototype.exec (or
+// test): the input is held to MaxStringLength and the match runs with
+// min(RegexpMatchTimeout, time left); a match that runs that long fails
+// the call (it never reads as "no match"). Object spread ({...x}) is
+// rewritten to check that x has at most MaxArrayLength/4 properties
+// (spread.go). A decision's maps (labels, setHeader, reject.header) hold at
+// most 64 entries, names of up to 256 bytes and values of up to 8 KiB. The + operator,
+// += and template literals are single instructions that goja offers no
+// hook for, so each module is rewritten before it is compiled (concat.go):
+// `a + b` calls a helper that keeps the operator's semantics and throws a
+// RangeError before it would build a string longer than MaxStringLength
+// (names beginning with __gatehouse_ are reserved for it). See
+// adversarial_test.go for the cases and their measurements.
 //
 // # Versions and hot reload
 //

@@ -3,6 +3,7 @@ package scripts
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,13 +21,15 @@ import (
 // check the size bounds of Options (throwing a RangeError the script may
 // catch) and the call's deadline (aborting the call; no try/catch sees it).
 
-// RegexpMatchTimeout bounds one match of a regular expression that goja runs
-// on regexp2, its backtracking engine (patterns with lookaround or
-// backreferences, and global or sticky matching from a non-zero lastIndex;
-// the rest run on Go's linear-time regexp). A match that reaches it reports
-// "no match" (goja's behaviour): keep hook budgets at or below it so a
-// pathological match fails the call at its deadline instead. It is
-// process-wide, set when the package is initialised.
+// RegexpMatchTimeout bounds one match of a regular expression. Each match
+// runs with min(RegexpMatchTimeout, time left until the call's deadline)
+// on regexp2, goja's backtracking engine (patterns with lookaround or
+// backreferences, and global or sticky matching from a non-zero
+// lastIndex; the rest run on Go's linear-time regexp and are timed the
+// same way). A match that runs that long fails the call, uncatchably: at
+// the deadline with context.DeadlineExceeded, else with errRegexpTimeout
+// (regexptime.go). regexp2 checks its clock coarsely: a match may
+// overrun the timeout by up to about 150 ms.
 const RegexpMatchTimeout = 50 * time.Millisecond
 
 func init() {
@@ -92,6 +95,9 @@ func (st *vmState) defineSym(o *goja.Object, sym *goja.Symbol, f func(goja.Funct
 // checkLength returns the length of an array-like, throwing a RangeError
 // beyond MaxArrayLength.
 func (st *vmState) checkLength(o *goja.Object, what string) int64 {
+	if o.ClassName() != "Array" {
+		st.dataLength(o, what)
+	}
 	l := o.Get("length")
 	if l == nil {
 		return 0
@@ -104,6 +110,31 @@ func (st *vmState) checkLength(o *goja.Object, what string) int64 {
 		panic(st.rangeError("%s: length %d exceeds the array limit (MaxArrayLength = %d)", what, n, max))
 	}
 	return n
+}
+
+// dataLength refuses an array-like whose length is an accessor or an
+// object (anywhere on its prototype chain): the guards read the length,
+// then the built-in reads it again, and a getter or valueOf could answer 1
+// the first time and 1e9 the second. A data property holding a primitive
+// reads the same both times, as no script code runs in between. A Proxy
+// (whose get trap could do the same) is refused as an array-like, and so
+// is an object that inherits from one.
+func (st *vmState) dataLength(o *goja.Object, what string) {
+	key := st.rt.ToValue("length")
+	for p, depth := o, 0; p != nil && depth < 1024; p, depth = p.Prototype(), depth+1 {
+		if p.ExportType() == proxyType {
+			panic(st.rt.NewTypeError("%s: a Proxy is not supported as an array-like in gatehouse scripts", what))
+		}
+		d := st.callOrThrow(st.guard.gopd, goja.Undefined(), p, key)
+		if absent(d) {
+			continue
+		}
+		do := d.ToObject(st.rt)
+		if _, isData := do.Get("value").(*goja.Object); isData || do.Get("get") != nil || do.Get("set") != nil {
+			panic(st.rt.NewTypeError("%s: an array-like whose length is an accessor or an object is not supported in gatehouse scripts", what))
+		}
+		return
+	}
 }
 
 // thisString returns the receiver of a String.prototype method, throwing a
@@ -150,12 +181,21 @@ func functionNames(o *goja.Object) []string {
 }
 
 // installGuards replaces the unbounded built-ins of this runtime.
+var proxyType = reflect.TypeOf(goja.Proxy{})
+
 func (st *vmState) installGuards() {
+	rt := st.rt
+	obj := rt.Get("Object").ToObject(rt)
+	st.guard.gopd, _ = goja.AssertFunction(obj.Get("getOwnPropertyDescriptor"))
+	st.guard.propIsEnum, _ = goja.AssertFunction(obj.Get("prototype").ToObject(rt).Get("propertyIsEnumerable"))
+	st.guard.ownKeys, _ = goja.AssertFunction(rt.Get("Reflect").ToObject(rt).Get("ownKeys"))
 	st.guardArrays()
 	st.guardStrings()
 	st.guardRegExps()
 	st.guardFunctions()
 	st.guardJSON()
+	st.guardWork()
+	st.installSpreadGuard()
 }
 
 func (st *vmState) guardArrays() {
@@ -195,34 +235,6 @@ func (st *vmState) guardArrays() {
 				return orig(c)
 			}
 		},
-		"concat": func(orig func(goja.FunctionCall) goja.Value) func(goja.FunctionCall) goja.Value {
-			return func(c goja.FunctionCall) goja.Value {
-				total := st.checkLength(c.This.ToObject(rt), "Array.prototype.concat")
-				for _, a := range c.Arguments {
-					if o, ok := a.(*goja.Object); ok && o.ClassName() == "Array" {
-						total += st.checkLength(o, "Array.prototype.concat")
-					} else {
-						total++
-					}
-				}
-				if max := int64(st.s.opts.MaxArrayLength); total > max {
-					panic(st.rangeError("Array.prototype.concat: result length %d exceeds the array limit (MaxArrayLength = %d)", total, max))
-				}
-				return orig(c)
-			}
-		},
-		"flat": func(orig func(goja.FunctionCall) goja.Value) func(goja.FunctionCall) goja.Value {
-			return func(c goja.FunctionCall) goja.Value {
-				o := c.This.ToObject(rt)
-				depth := int64(1)
-				if d := c.Argument(0); !goja.IsUndefined(d) {
-					depth = d.ToInteger()
-				}
-				budget := int64(st.s.opts.MaxArrayLength)
-				st.countFlat(o, depth, &budget, 0)
-				return orig(c)
-			}
-		},
 		"flatMap": func(func(goja.FunctionCall) goja.Value) func(goja.FunctionCall) goja.Value {
 			return st.flatMap
 		},
@@ -253,35 +265,40 @@ func (st *vmState) guardArrays() {
 	arr := rt.Get("Array").ToObject(rt)
 	from := st.native(arr.Get("from"))
 	st.define(arr, "from", func(c goja.FunctionCall) goja.Value {
-		if o, ok := c.Argument(0).(*goja.Object); ok {
-			if it := o.GetSymbol(goja.SymIterator); absent(it) {
-				st.checkLength(o, "Array.from")
+		o, ok := c.Argument(0).(*goja.Object)
+		if !ok {
+			return from(c) // a string steps through the guarded string iterator
+		}
+		// Symbol.iterator and the length are read once, here: a getter
+		// that answers differently the second time must not reach the
+		// array-like path with an unchecked length.
+		args := append([]goja.Value(nil), c.Arguments...)
+		if it := o.GetSymbol(goja.SymIterator); !absent(it) {
+			fn, ok := goja.AssertFunction(it)
+			if !ok {
+				panic(rt.NewTypeError("Array.from: Symbol.iterator is not a function"))
 			}
+			iter := st.callOrThrow(fn, o)
+			holder := rt.NewObject()
+			_ = holder.SetSymbol(goja.SymIterator, func(goja.FunctionCall) goja.Value { return iter })
+			args[0] = holder
+		} else {
+			n := st.checkLength(o, "Array.from")
+			vals := make([]any, n)
+			for i := int64(0); i < n; i++ {
+				if i&255 == 255 {
+					st.checkDeadline()
+				}
+				v := o.Get(strconv.FormatInt(i, 10))
+				if v == nil {
+					v = goja.Undefined()
+				}
+				vals[i] = v
+			}
+			args[0] = rt.NewArray(vals...)
 		}
-		return from(c)
+		return from(goja.FunctionCall{This: c.This, Arguments: args})
 	})
-}
-
-// countFlat counts the elements flat(depth) would produce, throwing once
-// they exceed the array limit: a DAG of 30 arrays flattens to 2^30.
-func (st *vmState) countFlat(o *goja.Object, depth int64, budget *int64, level int) {
-	if level > st.s.opts.MaxCallStackSize {
-		panic(st.rangeError("Array.prototype.flat: nesting deeper than %d (MaxCallStackSize)", st.s.opts.MaxCallStackSize))
-	}
-	n := st.checkLength(o, "Array.prototype.flat")
-	for i := int64(0); i < n; i++ {
-		if i&1023 == 0 {
-			st.checkDeadline()
-		}
-		e := o.Get(strconv.FormatInt(i, 10))
-		if eo, ok := e.(*goja.Object); ok && depth > 0 && eo.ClassName() == "Array" {
-			st.countFlat(eo, depth-1, budget, level+1)
-			continue
-		}
-		if *budget--; *budget < 0 {
-			panic(st.rangeError("Array.prototype.flat: result exceeds the array limit (MaxArrayLength = %d)", st.s.opts.MaxArrayLength))
-		}
-	}
 }
 
 // flatMap is Array.prototype.flatMap with a bounded result. The callbacks'
@@ -513,7 +530,12 @@ func (st *vmState) guardStrings() {
 		what := name
 		st.define(sp, name, func(c goja.FunctionCall) goja.Value {
 			st.thisString(c, what)
-			return orig(c)
+			r := orig(c)
+			// toUpperCase and the like grow a string up to 3 times.
+			if rs, ok := r.(goja.String); ok {
+				st.checkResult(int64(rs.Length()), "String.prototype."+what)
+			}
+			return r
 		})
 	}
 	iter := st.native(sp.GetSymbol(goja.SymIterator))
@@ -659,15 +681,23 @@ func (st *vmState) stringRaw(c goja.FunctionCall) goja.Value {
 func (st *vmState) guardRegExps() {
 	rt := st.rt
 	rp := st.proto("RegExp")
+	// exec is replaced (regexptime.go): goja's replace, match, split,
+	// search, test and the matchAll iterator then call it once per match
+	// instead of running all matches in one Go loop.
+	st.define(rp, "exec", st.exec(st.native(rp.Get("exec"))))
 	st.builtinExecObj = rp.Get("exec")
 	st.builtinExec = st.native(st.builtinExecObj)
-	// exec is left alone: replacing it would send every regexp operation
-	// down goja's slow generic path. test and the Symbol methods are not
-	// part of that fast-path check.
 	test := st.native(rp.Get("test"))
 	st.define(rp, "test", func(c goja.FunctionCall) goja.Value {
-		st.checkString(c.Argument(0), "RegExp.prototype.test")
-		return test(c)
+		// goja's test matches without exec: armed and timed here.
+		s := st.checkString(st.str(c.Argument(0).ToString()), "RegExp.prototype.test")
+		rx, ok := c.This.(*goja.Object)
+		if !ok {
+			return test(c)
+		}
+		return st.timedMatch(rx, func() goja.Value {
+			return test(goja.FunctionCall{This: rx, Arguments: []goja.Value{s}})
+		})
 	})
 	for _, sym := range []*goja.Symbol{goja.SymMatchAll, goja.SymSearch} {
 		orig := st.native(rp.GetSymbol(sym))
@@ -685,22 +715,13 @@ func (st *vmState) guardRegExps() {
 		}
 		return match(c)
 	})
-	split := st.native(rp.GetSymbol(goja.SymSplit))
 	st.defineSym(rp, goja.SymSplit, func(c goja.FunctionCall) goja.Value {
 		s := st.checkString(c.Argument(0), "RegExp.prototype[Symbol.split]")
-		max := int64(st.s.opts.MaxArrayLength)
-		limit := int64(-1)
-		if l := c.Argument(1); !goja.IsUndefined(l) {
-			limit = int64(uint32(l.ToInteger()))
+		this, ok := c.This.(*goja.Object)
+		if !ok {
+			panic(rt.NewTypeError("RegExp.prototype[Symbol.split] called on %s", kind(c.This)))
 		}
-		// More parts than the limit are possible: count the matches, one
-		// exec at a time, before goja's split makes them all at once.
-		if this, ok := c.This.(*goja.Object); ok && int64(s.Length())+1 > max && (limit < 0 || limit > max) {
-			if n := st.countMatches(this, s, max); n+1 > max {
-				panic(st.rangeError("String.prototype.split: more than %d parts (MaxArrayLength)", max))
-			}
-		}
-		return split(c)
+		return st.regexpSplit(this, s, c.Argument(1))
 	})
 	replace := st.native(rp.GetSymbol(goja.SymReplace))
 	st.defineSym(rp, goja.SymReplace, func(c goja.FunctionCall) goja.Value {
@@ -759,11 +780,12 @@ func (st *vmState) guardJSON() {
 	j := rt.Get("JSON").ToObject(rt)
 	parse := st.native(j.Get("parse"))
 	st.define(j, "parse", func(c goja.FunctionCall) goja.Value {
-		s := st.str(c.Argument(0).ToString())
+		s := st.checkString(st.str(c.Argument(0).ToString()), "JSON.parse")
 		if d := jsonDepth(s.String()); d > st.s.opts.MaxCallStackSize {
 			panic(st.syntaxError("JSON.parse: nesting deeper than %d (MaxCallStackSize)", st.s.opts.MaxCallStackSize))
 		}
-		return parse(c)
+		args := append([]goja.Value{s}, c.Arguments[min(1, len(c.Arguments)):]...)
+		return parse(goja.FunctionCall{This: c.This, Arguments: args})
 	})
 	st.define(j, "stringify", func(c goja.FunctionCall) goja.Value {
 		return st.stringify(c.Argument(0), c.Argument(1), c.Argument(2), st.s.opts.MaxStringLength)

@@ -33,17 +33,26 @@ type Options struct {
 	// MaxStringLength is the longest string, in UTF-16 code units, that a
 	// guarded built-in creates (String.prototype.repeat, padStart, padEnd,
 	// concat, replace, replaceAll, Array.prototype.join, JSON.stringify,
-	// String.raw, gatehouse helpers) or accepts as its receiver. Beyond it
-	// the built-in throws a RangeError the script may catch. Strings built
-	// with the + operator are not checked (goja offers no hook there); they
-	// are bounded by the call's deadline. Default 1 MiB (1<<20).
+	// String.raw, gatehouse helpers, the + and += operators and template
+	// literal substitutions, the result of every String.prototype method,
+	// normalize, encodeURI, encodeURIComponent, escape) or accepts as its
+	// receiver or input (String.prototype methods, RegExp exec/test and the
+	// Symbol methods, JSON.parse). Beyond it the built-in or operator
+	// throws a RangeError the script may catch. Default 1 MiB (1<<20).
 	MaxStringLength int
 
 	// MaxArrayLength is the largest length of an array (or array-like) that
 	// a guarded built-in works on or creates: every Array.prototype method,
 	// spread and for-of over an array, Array.from, Function.prototype.apply,
-	// Reflect.apply/construct, String.prototype.split. Beyond it the built-in
-	// throws a RangeError. Default 1<<18 (262144).
+	// Reflect.apply/construct, String.prototype.split, concat's spreadable
+	// arguments, flat's result. A string counts as an array of its length
+	// for Object.keys, values, entries, assign, getOwnPropertyNames,
+	// getOwnPropertyDescriptors, defineProperties, create and
+	// Reflect.ownKeys; an object spread ({...x}) takes at most
+	// MaxArrayLength/4 properties. Beyond it the built-in throws a
+	// RangeError. An array-like whose length is an accessor or an object,
+	// and a Proxy, are refused (TypeError) where a length is checked.
+	// Default 1<<18 (262144).
 	MaxArrayLength int
 
 	// CallTimeout bounds a call whose context carries no deadline. The

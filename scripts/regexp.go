@@ -309,32 +309,101 @@ func (st *vmState) regexpMatchAll(rx *goja.Object, s goja.String) goja.Value {
 	return st.rt.NewArray(out...)
 }
 
-// countMatches counts the matches of rx in s with a global copy of rx,
-// stopping once they exceed max.
-func (st *vmState) countMatches(rx *goja.Object, s goja.String, max int64) int64 {
-	flags := strings.ReplaceAll(prop(rx, "flags").String(), "y", "")
+// regexpSplit is RegExp.prototype[Symbol.split] one exec at a time: a
+// global copy of the pattern (made with its species constructor) finds
+// each next match, which is the match the specification's sticky splitter
+// finds by trying every position in turn, without one exec per position.
+// At most MaxArrayLength parts.
+func (st *vmState) regexpSplit(rx *goja.Object, s goja.String, limit goja.Value) goja.Value {
+	rt := st.rt
+	flags := strings.ReplaceAll(st.str(prop(rx, "flags").ToString()).String(), "y", "")
 	if !strings.Contains(flags, "g") {
 		flags += "g"
 	}
-	g, err := st.rt.New(st.rt.Get("RegExp"), rx, st.rt.ToValue(flags))
+	var ctor goja.Value = rt.Get("RegExp")
+	if c, ok := rx.Get("constructor").(*goja.Object); ok {
+		if sp := c.GetSymbol(goja.SymSpecies); !absent(sp) {
+			ctor = sp
+		}
+	}
+	g, err := rt.New(ctor, rx, rt.ToValue(flags))
 	if err != nil {
 		panic(err)
 	}
 	unicode := strings.ContainsAny(flags, "uv")
-	b := &outBuilder{st: st}
-	count := int64(0)
-	for count <= max {
-		b.tick()
+	lim := int64(1<<32 - 1)
+	if !goja.IsUndefined(limit) {
+		lim = int64(uint32(limit.ToInteger()))
+	}
+	maxParts := st.s.opts.MaxArrayLength
+	var out []any
+	push := func(v goja.Value) bool {
+		if len(out) >= maxParts {
+			panic(st.rangeError("String.prototype.split: more than %d parts (MaxArrayLength)", maxParts))
+		}
+		out = append(out, v)
+		return int64(len(out)) == lim
+	}
+	if lim == 0 {
+		return rt.NewArray()
+	}
+	size := s.Length()
+	if size == 0 {
+		_ = g.Set("lastIndex", 0)
+		if st.regexpExec(g, s) == nil {
+			out = append(out, s)
+		}
+		return rt.NewArray(out...)
+	}
+	p, q := 0, 0
+	for q < size {
+		_ = g.Set("lastIndex", q)
 		res := st.regexpExec(g, s)
 		if res == nil {
 			break
 		}
-		count++
-		if st.str(prop(res, "0").ToString()).Length() == 0 {
-			st.advanceEmpty(g, s, unicode)
+		m := int(max64(0, prop(res, "index").ToInteger()))
+		if m >= size {
+			break
+		}
+		e := int(min(max64(0, prop(g, "lastIndex").ToInteger()), int64(size)))
+		if e == p {
+			q = advanceIndex(s, m, unicode)
+			continue
+		}
+		if push(s.Substring(p, max(m, p))) {
+			return rt.NewArray(out...)
+		}
+		p = e
+		nCaps := st.checkLength(res, "String.prototype.split") - 1
+		for k := int64(1); k <= nCaps; k++ {
+			if push(prop(res, itoa(k))) {
+				return rt.NewArray(out...)
+			}
+		}
+		q = p
+	}
+	push(s.Substring(p, size))
+	return rt.NewArray(out...)
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// advanceIndex is AdvanceStringIndex of ECMA-262.
+func advanceIndex(s goja.String, i int, unicode bool) int {
+	if unicode && i+1 < s.Length() {
+		if c := s.CharAt(i); c >= 0xD800 && c <= 0xDBFF {
+			if d := s.CharAt(i + 1); d >= 0xDC00 && d <= 0xDFFF {
+				return i + 2
+			}
 		}
 	}
-	return count
+	return i + 1
 }
 
 // prop returns o[key], undefined when absent.

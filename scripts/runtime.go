@@ -39,6 +39,8 @@ type vmState struct {
 	builtinExecObj goja.Value                         // RegExp.prototype.exec as installed
 	builtinExec    func(goja.FunctionCall) goja.Value // and its Go function
 	joining        []*goja.Object                     // arrays being joined, for cycles and nesting
+	guard          guardState                         // state of the other guarded built-ins
+	canon          map[string]string                  // header names asked for → canonical form (maxCanonCache)
 
 	// Per call.
 	deadline   time.Time
@@ -105,6 +107,9 @@ func newVMState(s *Script) (st *vmState, err error) {
 		return nil, fmt.Errorf("scripts: installing the sandbox: %w", err)
 	}
 	st.installGuards()
+	if err := st.installConcatGuard(); err != nil {
+		return nil, fmt.Errorf("scripts: installing the concatenation guard: %w", err)
+	}
 	if err := st.installGatehouse(s.configJSON); err != nil {
 		return nil, fmt.Errorf("scripts: installing gatehouse: %w", err)
 	}

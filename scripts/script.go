@@ -320,6 +320,9 @@ func (s *Script) failure(ctx context.Context, p sdk.Phase, r any, fired bool) (e
 	case *convError:
 		return s.fail(p, ctx, x.msg, nil), fired
 	case *abortError:
+		if x.err == errRegexpTimeout {
+			return s.fail(p, ctx, x.err.Error(), nil), true
+		}
 		return s.fail(p, ctx, "deadline passed in a built-in", x.err), true
 	case *goja.InterruptedError:
 		return s.fail(p, ctx, interrupted+at(x), x), true

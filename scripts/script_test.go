@@ -38,6 +38,8 @@ func TestCompileRefusesWithPosition(t *testing.T) {
 		{"unknown export", "exports.validdate = function () {};", `unknown export "validdate"`},
 		{"export not a function", "exports.validate = 42;", "exports.validate is a number, want a function"},
 		{"no phases", "var x = 1;", "exports no phase function"},
+		{"reserved name", "var x = 1;\nexports.validate = function () { var __gatehouse_add = 1; };", ":2:38: __gatehouse_add: names beginning with __gatehouse_ are reserved"},
+		{"computed private +=", "class C { #s = ''; f(o) { g().#s += 'x' } }\nexports.validate = function () {};", ":1:27: += on a private field of a computed object"},
 	}
 	opts := DefaultOptions()
 	opts.CallTimeout = 200 * time.Millisecond

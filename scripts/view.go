@@ -21,9 +21,13 @@ var requestKeys = []string{"id", "method", "scheme", "host", "path", "rawQuery",
 type requestView struct {
 	st  *vmState
 	req *sdk.Request
-	// strs caches the string fields converted in this call, so that a
-	// script reading req.path three times converts it once.
+	// strs caches the string fields converted, with the Go strings they
+	// were converted from: a script reading req.path three times converts
+	// it once, and the next call on this runtime reuses the conversion
+	// while the field is the same (the method, the host and often the
+	// path are), so reading it allocates nothing.
 	strs [numStrFields]goja.Value
+	gos  [numStrFields]string
 }
 
 // The string fields of the request view, as indexes into requestView.strs.
@@ -41,18 +45,15 @@ const (
 )
 
 // set points the view at req (nil: between calls).
-func (v *requestView) set(req *sdk.Request) {
-	v.req = req
-	clear(v.strs[:])
-}
+func (v *requestView) set(req *sdk.Request) { v.req = req }
 
 // str returns field i, whose Go value is s, as a JavaScript string.
 func (v *requestView) str(i int, s string) goja.Value {
-	if x := v.strs[i]; x != nil {
+	if x := v.strs[i]; x != nil && v.gos[i] == s {
 		return x
 	}
 	x := v.st.rt.ToValue(s)
-	v.strs[i] = x
+	v.strs[i], v.gos[i] = x, s
 	return x
 }
 
@@ -123,13 +124,33 @@ func (v *requestView) Keys() []string {
 }
 
 // lookupHeader finds a field without allocating when the name is already
-// canonical, as most names scripts write are.
-func lookupHeader(h sdk.Header, name string) []string {
+// canonical, as most names scripts write are, or was seen before on this
+// runtime (st.canon).
+func (st *vmState) lookupHeader(h sdk.Header, name string) []string {
 	if vs, ok := h[name]; ok {
 		return vs
 	}
-	return h[textproto.CanonicalMIMEHeaderKey(name)]
+	c, ok := st.canon[name]
+	if !ok {
+		c = textproto.CanonicalMIMEHeaderKey(name)
+		if c == name {
+			return nil
+		}
+		// The names a script asks for are a few literals: the cache is
+		// bounded all the same, against a script that makes up names.
+		if len(st.canon) < maxCanonCache {
+			if st.canon == nil {
+				st.canon = map[string]string{}
+			}
+			st.canon[name] = c
+		}
+	}
+	return h[c]
 }
+
+// maxCanonCache bounds the header names a runtime remembers the canonical
+// form of.
+const maxCanonCache = 64
 
 // headerView is a case-insensitive, read-only object over a Header: each
 // field's values joined by ", " (Cookie by "; ").
@@ -149,14 +170,14 @@ func joinValues(name string, vs []string) string {
 }
 
 func (v *headerView) Get(key string) goja.Value {
-	vs := lookupHeader(v.h(), key)
+	vs := v.st.lookupHeader(v.h(), key)
 	if vs == nil {
 		return nil
 	}
 	return v.st.rt.ToValue(joinValues(key, vs))
 }
 func (v *headerView) Set(string, goja.Value) bool { return false }
-func (v *headerView) Has(key string) bool         { return lookupHeader(v.h(), key) != nil }
+func (v *headerView) Has(key string) bool         { return v.st.lookupHeader(v.h(), key) != nil }
 func (v *headerView) Delete(string) bool          { return false }
 func (v *headerView) Keys() []string {
 	h := v.h()
@@ -330,7 +351,7 @@ func (st *vmState) installViews() {
 // headerGetter returns header(name): the field's first value, or undefined.
 func (st *vmState) headerGetter(h func() sdk.Header) func(goja.FunctionCall) goja.Value {
 	return func(c goja.FunctionCall) goja.Value {
-		vs := lookupHeader(h(), c.Argument(0).String())
+		vs := st.lookupHeader(h(), c.Argument(0).String())
 		if len(vs) == 0 {
 			return goja.Undefined()
 		}
@@ -341,7 +362,7 @@ func (st *vmState) headerGetter(h func() sdk.Header) func(goja.FunctionCall) goj
 // headerValuesGetter returns headerValues(name): every value, maybe [].
 func (st *vmState) headerValuesGetter(h func() sdk.Header) func(goja.FunctionCall) goja.Value {
 	return func(c goja.FunctionCall) goja.Value {
-		vs := lookupHeader(h(), c.Argument(0).String())
+		vs := st.lookupHeader(h(), c.Argument(0).String())
 		out := make([]any, len(vs))
 		for i, s := range vs {
 			out[i] = s

@@ -20,6 +20,12 @@ import (
 // rename it over the original, touch it).
 const reloadDebounce = 100 * time.Millisecond
 
+// missingLogEvery is how often the error about a removed script is logged
+// again while it stays removed (and its path checked again, in case its
+// return was not seen), until it comes back or the configuration changes
+// (which closes the Host).
+var missingLogEvery = 30 * time.Second
+
 // Host serves the current version of a script and replaces it when its
 // files change. Callers take Current() once per request and make every call
 // of that request on the version they got: a request in flight finishes on
@@ -119,7 +125,17 @@ func (h *Host) addWatches() error {
 	if !fi.IsDir() {
 		return h.watcher.Add(filepath.Dir(h.path))
 	}
-	return filepath.WalkDir(h.path, func(p string, d fs.DirEntry, err error) error {
+	// A bundle's parent too: a bundle directory removed and made again
+	// (a checkout, a deploy by rename) is seen coming back.
+	if err := h.watcher.Add(filepath.Dir(h.path)); err != nil {
+		return err
+	}
+	return h.watchTree(h.path)
+}
+
+// watchTree watches dir and its subdirectories.
+func (h *Host) watchTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -145,6 +161,13 @@ func (h *Host) loop(ctx context.Context) {
 	defer h.watcher.Close()
 	var debounce *time.Timer
 	var fire <-chan time.Time
+	var missing *time.Ticker
+	var missingTick <-chan time.Time
+	defer func() {
+		if missing != nil {
+			missing.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -160,7 +183,7 @@ func (h *Host) loop(ctx context.Context) {
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					_ = h.watcher.Add(ev.Name)
+					_ = h.watchTree(ev.Name)
 				}
 			}
 			if debounce == nil {
@@ -178,6 +201,17 @@ func (h *Host) loop(ctx context.Context) {
 		case <-fire:
 			fire = nil
 			h.reload()
+		case <-missingTick:
+			h.reload()
+		}
+		// While the script is missing, say so again every missingLogEvery.
+		switch {
+		case h.missing.Load() && missing == nil:
+			missing = time.NewTicker(missingLogEvery)
+			missingTick = missing.C
+		case !h.missing.Load() && missing != nil:
+			missing.Stop()
+			missing, missingTick = nil, nil
 		}
 	}
 }
@@ -212,8 +246,14 @@ func (h *Host) reload() {
 	old := h.Current()
 	if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {
 		h.missing.Store(true)
-		h.opts.Logger.Error().Str("script", old.Name()).Str("path", h.path).Str("version", old.ID()).Msg("script removed; the last good version keeps serving until it comes back")
+		h.opts.Logger.Error().Str("script", old.Name()).Str("path", h.path).Str("version", old.ID()).Msg("script removed; the last good version keeps serving until it comes back or the configuration changes")
 		return
+	}
+	if h.missing.Load() {
+		// Back (a bundle directory made again): watch its tree anew.
+		if fi, err := os.Stat(h.path); err == nil && fi.IsDir() {
+			_ = h.watchTree(h.path)
+		}
 	}
 	h.missing.Store(false)
 	s, err := h.load()

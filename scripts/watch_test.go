@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/sdk"
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 )
 
@@ -156,12 +157,36 @@ func TestReloadUnderLoad(t *testing.T) {
 	h.Close()
 }
 
+// lockedLog collects log lines written from the watcher's goroutine.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
 func TestRemovedScriptKeepsServing(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	saved := missingLogEvery
+	missingLogEvery = 20 * time.Millisecond
+	defer func() { missingLogEvery = saved }()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "s.js")
 	writeAtomic(t, p, validVersion("v0"))
-	h, err := Watch(context.Background(), p, DefaultOptions(), nil, nil)
+	var logs lockedLog
+	opts := DefaultOptions()
+	opts.Logger = zerolog.New(&logs)
+	h, err := Watch(context.Background(), p, opts, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +199,9 @@ func TestRemovedScriptKeepsServing(t *testing.T) {
 	if err != nil || d.Labels["v"] != "v0" {
 		t.Fatalf("after removal: %+v %v", d, err)
 	}
+	// The error is not logged once and forgotten: it is said again while
+	// the script stays removed.
+	eventually(t, "the removal logged again", func() bool { return logs.count("script removed") >= 3 })
 	writeAtomic(t, p, validVersion("v1"))
 	eventually(t, "the new version", func() bool {
 		d, err := h.Current().Validate(context.Background(), &sdk.Request{})
@@ -182,7 +210,53 @@ func TestRemovedScriptKeepsServing(t *testing.T) {
 	if st := h.Stats(); st.Missing || st.Reloads != 1 || st.Refusals != 0 {
 		t.Errorf("stats %+v", st)
 	}
+	// Back: no more errors.
+	n := logs.count("script removed")
+	time.Sleep(5 * missingLogEvery) // a quiet period: nothing may be logged in it
+	if m := logs.count("script removed"); m != n {
+		t.Errorf("removal still logged after the script came back (%d more lines)", m-n)
+	}
 	h.Close()
+}
+
+// A bundle directory removed and made again (a deploy by rename) keeps
+// serving meanwhile and is watched again afterwards: later edits reload.
+func TestBundleDirectoryRemovedAndRecreated(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	root := t.TempDir()
+	dir := filepath.Join(root, "b")
+	mk := func(v string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeAtomic(t, filepath.Join(dir, "lib", "m.js"), "exports.v = '"+v+"';")
+		writeAtomic(t, filepath.Join(dir, "index.js"), "var m = require('./lib/m.js');\nexports.validate = function () { return {labels: {v: m.v}} };")
+	}
+	mk("a")
+	h, err := Watch(context.Background(), dir, DefaultOptions(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	label := func() string {
+		d, err := h.Current().Validate(context.Background(), &sdk.Request{})
+		if err != nil {
+			return err.Error()
+		}
+		return d.Labels["v"]
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the removal to be noticed", func() bool { return h.Stats().Missing })
+	if v := label(); v != "a" {
+		t.Fatalf("while removed: %q", v)
+	}
+	mk("b")
+	eventually(t, "the recreated bundle", func() bool { return label() == "b" })
+	writeAtomic(t, filepath.Join(dir, "lib", "m.js"), "exports.v = 'c';")
+	eventually(t, "an edit in the recreated bundle", func() bool { return label() == "c" })
 }
 
 func TestWatchBundleDirectory(t *testing.T) {
