@@ -3,9 +3,11 @@ package wire
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -18,12 +20,30 @@ import (
 // frameStream is the host's end of a plugin's framed call socket (see
 // pluginpb.ConfigureResponse.FramesAddress): the Calls protocol as
 // length-prefixed messages on a Unix socket, without HTTP/2 and TLS.
+//
+// Recv is resumable: a read that fails with the connection's read
+// deadline (a caller reading its own answer gives up at its deadline, see
+// session.lead) keeps what it read of the frame, and the next Recv goes
+// on from there.
 type frameStream struct {
 	conn *net.UnixConn
+	rw   io.ReadWriter // conn's (newRawConn)
 	r    *bufio.Reader
 	max  int
-	rbuf []byte // Recv's, one goroutine
+	rbuf []byte // Recv's, one goroutine at a time
 	wbuf []byte // Send's, serialised by the session
+
+	// The frame being read: header bytes read (hn of hdr), then body
+	// bytes read or skipped (got of the frame's n), and for a frame over
+	// max, its first bytes (head, hl of them) for the call id.
+	hdr  [4]byte
+	hn   int
+	got  int
+	head [1 + binary.MaxVarintLen64]byte
+	hl   int
+	// rdl is the connection's read deadline as last set (zero: none);
+	// only the session's reader of the moment touches it.
+	rdl time.Time
 }
 
 // dialFrames connects to the framed call socket at path and checks that
@@ -42,22 +62,35 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 		}
 		return nil, err
 	}
-	return &frameStream{conn: conn, r: bufio.NewReaderSize(conn, 32<<10), max: maxMessageBytes}, nil
+	rw := newRawConn(conn)
+	return &frameStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), max: maxMessageBytes}, nil
 }
 
 // Send writes req as one frame. The mux refuses a call over max before it
 // gets here; this check keeps a frame the plugin would refuse (and drop
 // the socket for) off the wire whatever the caller.
 func (f *frameStream) Send(req *pluginpb.CallRequest) error {
-	if n := proto.Size(req); n > f.max {
+	return f.sendSized(req, proto.Size(req))
+}
+
+// sendSized is Send of a req whose size n was just taken (proto.Size, which
+// leaves the sizes of req and its parts cached): it is encoded without
+// sizing it again.
+func (f *frameStream) sendSized(req *pluginpb.CallRequest, n int) error {
+	if n > f.max {
 		return fmt.Errorf("call of %d bytes over the bound of %d bytes (max_message_bytes)", n, f.max)
 	}
-	b, err := pluginpb.AppendFrame(f.wbuf[:0], req)
+	b := binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(n))
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, req)
+	if err == nil && len(b) != 4+n {
+		// req changed since it was sized: encode it afresh.
+		b, err = pluginpb.AppendFrame(f.wbuf[:0], req)
+	}
 	if err != nil {
 		return err
 	}
 	f.wbuf = b
-	_, err = f.conn.Write(b)
+	_, err = f.rw.Write(b)
 	return err
 }
 
@@ -67,44 +100,79 @@ func (f *frameStream) Send(req *pluginpb.CallRequest) error {
 // fails one call and not every call on the socket.
 func (f *frameStream) Recv() (*pluginpb.CallResponse, error) {
 	for {
-		var h [4]byte
-		if _, err := io.ReadFull(f.r, h[:]); err != nil {
+		if err := f.fill(f.hdr[:], &f.hn); err != nil {
 			return nil, err
 		}
-		n := int(binary.BigEndian.Uint32(h[:]))
+		n := int(binary.BigEndian.Uint32(f.hdr[:]))
 		if n > f.max {
-			id, ok := f.skip(n)
+			if err := f.fill(f.head[:min(n, len(f.head))], &f.hl); err != nil {
+				return nil, err
+			}
+			f.got = max(f.got, f.hl)
+			for f.got < n {
+				d, err := f.r.Discard(n - f.got)
+				f.got += d
+				if err != nil {
+					return nil, err
+				}
+			}
+			id, ok := frameID(f.head[:f.hl])
+			f.hn, f.got, f.hl = 0, 0, 0
 			if !ok {
-				// Not attributable to a call (or a read error, which the
-				// next read sees): its caller times out at its deadline.
+				// Not attributable to a call: its caller times out at
+				// its deadline.
 				continue
 			}
 			return &pluginpb.CallResponse{Id: id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_TOO_LARGE,
 				Error: fmt.Sprintf("answer of %d bytes over the gateway's bound of %d bytes (max_message_bytes)", n, f.max)}, nil
 		}
-		f.rbuf = slices.Grow(f.rbuf[:0], n)[:n]
-		if _, err := io.ReadFull(f.r, f.rbuf); err != nil {
+		if f.got == 0 {
+			f.rbuf = slices.Grow(f.rbuf[:0], n)
+		}
+		if err := f.fill(f.rbuf[:n], &f.got); err != nil {
 			return nil, err
 		}
+		f.hn, f.got = 0, 0
 		resp := new(pluginpb.CallResponse)
-		if err := proto.Unmarshal(f.rbuf, resp); err != nil {
+		if err := proto.Unmarshal(f.rbuf[:n], resp); err != nil {
 			return nil, err
 		}
 		return resp, nil
 	}
 }
 
-// skip reads past a frame of n bytes and returns the call id its message
-// begins with (field 1, which encoders write first), if it does.
-func (f *frameStream) skip(n int) (id uint64, ok bool) {
-	head, _ := f.r.Peek(min(n, 1+binary.MaxVarintLen64))
-	if num, typ, k := protowire.ConsumeTag(head); k > 0 && num == 1 && typ == protowire.VarintType {
-		if v, m := protowire.ConsumeVarint(head[k:]); m > 0 {
-			id, ok = v, true
+// fill reads into b[*have:] until b is full, counting progress in *have
+// (kept when a read fails, for the next Recv).
+func (f *frameStream) fill(b []byte, have *int) error {
+	for *have < len(b) {
+		k, err := f.r.Read(b[*have:])
+		*have += k
+		if err != nil && *have < len(b) {
+			return err
 		}
 	}
-	if _, err := f.r.Discard(n); err != nil {
-		return 0, false
-	}
-	return id, ok
+	return nil
 }
+
+// frameID returns the call id a message begins with (field 1, which
+// encoders write first), if it does.
+func frameID(head []byte) (id uint64, ok bool) {
+	if num, typ, k := protowire.ConsumeTag(head); k > 0 && num == 1 && typ == protowire.VarintType {
+		if v, m := protowire.ConsumeVarint(head[k:]); m > 0 {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// setReadDeadline sets the connection's read deadline, unless it is set
+// to t already.
+func (f *frameStream) setReadDeadline(t time.Time) {
+	if !f.rdl.Equal(t) {
+		f.rdl = t
+		f.conn.SetReadDeadline(t)
+	}
+}
+
+// isTimeout reports whether err is a read that hit the read deadline.
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

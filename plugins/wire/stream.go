@@ -30,6 +30,11 @@ const directSendBytes = 32 << 10
 // id; the plugin answers in any order and the receiver hands each answer to
 // its waiting caller. A caller waits only within its deadline: a call that
 // times out is forgotten (and a cancel is sent), its late answer dropped.
+// On the framed call socket there is no receiver goroutine while calls are
+// made one at a time: a caller with no other call in flight reads its own
+// answer (session.lead), saving a goroutine hand-off and, with more than
+// one P, a thread wake-up per call; the receiver goroutine runs only while
+// calls overlap.
 //
 // When the stream breaks while the process lives on, calls go unary while
 // a new stream is opened in the background. When the process dies, its
@@ -73,9 +78,19 @@ type session struct {
 	// unanswered counts the bytes of calls sent and not answered.
 	unanswered atomic.Int64
 
-	mu      sync.Mutex
-	dead    bool
-	err     error
+	// frames is the framed call socket (nil on a Calls stream): there a
+	// caller with no other call in flight reads its answer itself (see
+	// lead) instead of waiting for the receiver goroutine to hand it over.
+	frames *frameStream
+
+	mu   sync.Mutex
+	dead bool
+	err  error
+	// reader says who reads answers now (frames; the Calls stream has its
+	// receiver goroutine for good): nobody, the receiver goroutine
+	// (recvLoop), or a caller reading its own answer (leader, its id).
+	reader  readerKind
+	leader  uint64
 	pending map[uint64]*waiter
 	// forgotten holds the sizes of calls that timed out, until their late
 	// answer comes (or the session ends).
@@ -88,6 +103,14 @@ type waiter struct {
 	ch   chan *pluginpb.CallResponse
 	size int64
 }
+
+type readerKind uint8
+
+const (
+	readerNone readerKind = iota
+	readerLoop
+	readerLeader
+)
 
 var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan *pluginpb.CallResponse, 1)} }}
 
@@ -121,8 +144,12 @@ func (m *mux) open() (*session, error) {
 func newSession(st callStream, tr Transport, cancel func()) *session {
 	s := &session{stream: st, transport: tr, cancel: cancel, sendq: make(chan *pluginpb.CallRequest, sendQueue), done: make(chan struct{}),
 		pending: map[uint64]*waiter{}, forgotten: map[uint64]int64{}}
+	s.frames, _ = st.(*frameStream)
 	go s.sendLoop()
-	go s.recvLoop()
+	if s.frames == nil {
+		s.reader = readerLoop
+		go s.recvLoop()
+	}
 	return s
 }
 
@@ -214,7 +241,7 @@ func (m *mux) call(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.Ca
 	s.pending[req.Id] = w
 	s.mu.Unlock()
 
-	if !s.sendDirect(req, w.size) {
+	if !s.sendDirect(req, w.size, size) {
 		select {
 		case s.sendq <- req:
 		case <-ctx.Done():
@@ -224,6 +251,20 @@ func (m *mux) call(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.Ca
 			s.forget(req.Id, w)
 			return nil, s.deadErr()
 		}
+	}
+	if s.frames != nil {
+		if s.mu.Lock(); s.reader == readerNone && len(s.pending) == 1 && s.pending[req.Id] == w {
+			// Alone: read the answer here, saving the receiver
+			// goroutine's wake-up and hand-off.
+			s.reader, s.leader = readerLeader, req.Id
+			s.mu.Unlock()
+			return s.lead(ctx, req.Id, w)
+		}
+		if s.reader == readerNone && !s.dead {
+			s.reader = readerLoop
+			go s.recvLoop()
+		}
+		s.mu.Unlock()
 	}
 	select {
 	case resp := <-w.ch:
@@ -256,7 +297,7 @@ func (s *session) deadErr() error {
 
 // sendDirect sends req from the caller's goroutine when that cannot block
 // (see directSendBytes) and the stream is free; it reports whether it did.
-func (s *session) sendDirect(req *pluginpb.CallRequest, size int64) bool {
+func (s *session) sendDirect(req *pluginpb.CallRequest, size int64, n int) bool {
 	if !s.sendMu.TryLock() {
 		return false
 	}
@@ -265,7 +306,12 @@ func (s *session) sendDirect(req *pluginpb.CallRequest, size int64) bool {
 		return false
 	}
 	s.unanswered.Add(size)
-	err := s.stream.Send(req)
+	var err error
+	if s.frames != nil {
+		err = s.frames.sendSized(req, n) // sized by call just before
+	} else {
+		err = s.stream.Send(req)
+	}
 	s.sendMu.Unlock()
 	if err != nil {
 		s.fail(err)
@@ -314,26 +360,153 @@ func (s *session) sendLoop() {
 	}
 }
 
+// recvLoop hands each answer to its waiting caller. On a Calls stream it
+// runs for the session's life; on frames, while calls wait for their
+// answer and no caller reads its own (see lead), and it ends when none is
+// left waiting.
 func (s *session) recvLoop() {
 	for {
+		if s.frames != nil {
+			s.mu.Lock()
+			if len(s.pending) == 0 || s.dead {
+				s.reader = readerNone
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			s.frames.setReadDeadline(time.Time{}) // a leader's
+		}
 		resp, err := s.stream.Recv()
 		if err != nil {
+			if s.frames != nil && isTimeout(err) {
+				// A leader's deadline, or its context's end (lead).
+				s.frames.rdl = time.Time{}
+				s.frames.conn.SetReadDeadline(time.Time{})
+				continue
+			}
 			s.fail(err)
 			return
 		}
-		s.mu.Lock()
-		w := s.pending[resp.Id]
-		if w != nil {
-			delete(s.pending, resp.Id)
-			s.unanswered.Add(-w.size)
-		} else if size, ok := s.forgotten[resp.Id]; ok {
-			delete(s.forgotten, resp.Id)
-			s.unanswered.Add(-size)
-		}
-		s.mu.Unlock()
-		if w != nil {
+		if w := s.take(resp.Id); w != nil {
 			w.ch <- resp
 		}
+	}
+}
+
+// take removes the caller of call id from pending and returns it (nil for
+// a call forgotten or unknown), updating the unanswered bytes.
+func (s *session) take(id uint64) *waiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.pending[id]
+	if w != nil {
+		delete(s.pending, id)
+		s.unanswered.Add(-w.size)
+	} else if size, ok := s.forgotten[id]; ok {
+		delete(s.forgotten, id)
+		s.unanswered.Add(-size)
+	}
+	return w
+}
+
+// lead reads answers from the framed call socket on the caller's
+// goroutine, until its own (id) comes, handing the others to their
+// callers, within ctx: at its deadline (the socket's read deadline) or
+// when it is canceled (which moves the read deadline to now), the call
+// fails, and the reading goes on in recvLoop if other calls wait. A read
+// cut short keeps what it read of a frame (frameStream.Recv resumes).
+func (s *session) lead(ctx context.Context, id uint64, w *waiter) (*pluginpb.CallResponse, error) {
+	f := s.frames
+	dl, _ := ctx.Deadline() // do gives every call one
+	// The read deadline is set only when it would end the read after the
+	// call's: calls with later deadlines keep it (a read it cuts short
+	// before the call's deadline just goes on), which saves re-arming its
+	// timer on every call.
+	if f.rdl.IsZero() || f.rdl.After(dl) {
+		f.setReadDeadline(dl)
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			if s.reader == readerLeader && s.leader == id {
+				// Not through setReadDeadline: f.rdl is the reader's.
+				// The reader sets the deadline afresh after a timeout.
+				f.conn.SetReadDeadline(time.Unix(1, 0))
+			}
+			s.mu.Unlock()
+		})
+	}
+	resp, err := s.leadRead(ctx, id, dl)
+	if stop != nil {
+		stop()
+	}
+	s.mu.Lock()
+	if s.reader == readerLeader && s.leader == id {
+		s.reader = readerNone
+		if len(s.pending) > 0 && !s.dead {
+			s.reader = readerLoop
+			go s.recvLoop()
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.forget(id, w)
+		return nil, err
+	}
+	waiters.Put(w)
+	return resp, nil
+}
+
+func (s *session) leadRead(ctx context.Context, id uint64, dl time.Time) (*pluginpb.CallResponse, error) {
+	f := s.frames
+	for {
+		resp, err := f.Recv()
+		if err != nil {
+			if !isTimeout(err) {
+				s.fail(err)
+				return nil, s.deadErr()
+			}
+			if err := ctx.Err(); err != nil {
+				s.sendCancel(id)
+				return nil, &Error{Kind: KindTimeout, Err: err}
+			}
+			if !time.Now().Before(dl) {
+				s.sendCancel(id)
+				// The socket's deadline may come a little before the
+				// context's timer: the caller sees its context ended (as
+				// when it waited on Done) once the call returns.
+				if done := ctx.Done(); done != nil {
+					t := time.NewTimer(10 * time.Millisecond)
+					select {
+					case <-done:
+					case <-t.C:
+					}
+					t.Stop()
+				}
+				return nil, &Error{Kind: KindTimeout, Err: context.DeadlineExceeded}
+			}
+			f.rdl = dl // an earlier call's deadline (or a cancel's): go on to this one's
+			f.conn.SetReadDeadline(dl)
+			continue
+		}
+		if resp.Id == id {
+			if s.take(id) == nil { // the session failed meanwhile
+				return nil, s.deadErr()
+			}
+			return resp, nil
+		}
+		if w := s.take(resp.Id); w != nil {
+			w.ch <- resp
+		}
+	}
+}
+
+// sendCancel tells the plugin a call is given up, if the sender has room.
+func (s *session) sendCancel(id uint64) {
+	select {
+	case s.sendq <- &pluginpb.CallRequest{Id: id, Cancel: true}:
+	default:
 	}
 }
 

@@ -3,11 +3,15 @@ package plugin
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
@@ -46,7 +50,8 @@ func (s *pluginServer) offerFrames() string {
 			}
 			ln.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			fs := &frameServerStream{conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}
+			rw := newRawConn(conn)
+			fs := &frameServerStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10)}
 			_ = s.serveCalls(ctx, fs)
 			cancel()
 			conn.Close()
@@ -60,6 +65,7 @@ func (s *pluginServer) offerFrames() string {
 // serveCalls reads from one goroutine and serialises its sends.
 type frameServerStream struct {
 	conn *net.UnixConn
+	rw   io.ReadWriter // conn's (newRawConn)
 	r    *bufio.Reader
 	rbuf []byte
 	wbuf []byte
@@ -73,11 +79,23 @@ func (f *frameServerStream) Recv() (*pluginpb.CallRequest, error) {
 }
 
 func (f *frameServerStream) Send(resp *pluginpb.CallResponse) error {
-	b, err := pluginpb.AppendFrame(f.wbuf[:0], resp)
+	return f.sendSized(resp, proto.Size(resp))
+}
+
+// sendSized sends resp, whose size n was just taken (answer): proto keeps
+// the sizes of resp and its parts cached, so it is encoded without sizing
+// it again.
+func (f *frameServerStream) sendSized(resp *pluginpb.CallResponse, n int) error {
+	b := binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(n))
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, resp)
+	if err == nil && len(b) != 4+n {
+		// resp changed since it was sized: encode it afresh.
+		b, err = pluginpb.AppendFrame(f.wbuf[:0], resp)
+	}
 	if err != nil {
 		return err
 	}
 	f.wbuf = b
-	_, err = f.conn.Write(b)
+	_, err = f.rw.Write(b)
 	return err
 }

@@ -67,7 +67,8 @@ func (s *pluginServer) Call(ctx context.Context, req *pluginpb.CallRequest) (*pl
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutNanos))
 		defer cancel()
 	}
-	return s.answer(ctx, req), nil
+	resp, _ := s.answer(ctx, req)
+	return resp, nil
 }
 
 // Calls serves calls multiplexed on one stream, each on a goroutine of its
@@ -84,50 +85,103 @@ type callStream interface {
 }
 
 // serveCalls serves the calls of one stream until it breaks or ctx ends.
+//
+// One goroutine at a time reads the stream. Having read a call, it hands
+// the reading to another goroutine (one left idle by an earlier call, or a
+// new one) and answers the call itself: a call that takes its time does
+// not hold up the others, and a fast one is answered before the next read
+// (which, with nothing to read yet, parks the reader), without a hand-off
+// on the way. Goroutines are reused (up to maxIdle wait between calls):
+// a new one per call would grow its stack on every call.
 func (s *pluginServer) serveCalls(ctx context.Context, stream callStream) error {
-	var (
-		sendMu  sync.Mutex
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		cancels = map[uint64]context.CancelFunc{}
-	)
-	defer func() {
-		mu.Lock()
-		for _, c := range cancels {
-			c()
-		}
-		mu.Unlock()
-		wg.Wait() // no Send after the handler returns
-	}()
+	c := &callServer{s: s, ctx: ctx, stream: stream, calls: map[uint64]*callCtx{},
+		wake: make(chan struct{}), ended: make(chan struct{})}
+	c.wg.Add(1)
+	c.serve()
+	<-c.ended
+	c.mu.Lock()
+	for _, cc := range c.calls {
+		cc.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait() // no Send after the handler returns
+	return nil
+}
+
+// maxIdle bounds the goroutines of a stream left waiting for calls.
+const maxIdle = 64
+
+// callServer is serveCalls' state.
+type callServer struct {
+	s      *pluginServer
+	ctx    context.Context
+	stream callStream
+	sendMu sync.Mutex
+	wg     sync.WaitGroup // the stream's goroutines
+	idle   atomic.Int32   // goroutines waiting on wake
+	wake   chan struct{}  // makes an idle goroutine the reader
+	mu     sync.Mutex
+	calls  map[uint64]*callCtx // by id, for the host's cancels
+	ended  chan struct{}       // closed when the stream broke
+}
+
+// sizedSender is a stream that can send an answer sized just before
+// without sizing it again (the framed call socket).
+type sizedSender interface {
+	sendSized(resp *pluginpb.CallResponse, n int) error
+}
+
+// serve is one of the stream's goroutines: it reads until it gets a call,
+// hands the reading on, answers the call, then waits to read again.
+func (c *callServer) serve() {
+	defer c.wg.Done()
 	for {
-		req, err := stream.Recv()
+		req, err := c.stream.Recv()
 		if err != nil {
-			return nil
+			close(c.ended)
+			return
 		}
 		if req.Cancel {
-			mu.Lock()
-			if c := cancels[req.Id]; c != nil {
-				c()
+			c.mu.Lock()
+			if cc := c.calls[req.Id]; cc != nil {
+				cc.cancel()
 			}
-			mu.Unlock()
+			c.mu.Unlock()
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutNanos))
-		mu.Lock()
-		cancels[req.Id] = cancel
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := s.answer(cctx, req)
-			mu.Lock()
-			delete(cancels, req.Id)
-			mu.Unlock()
-			cancel()
-			sendMu.Lock()
-			_ = stream.Send(resp) // a broken stream ends Recv too
-			sendMu.Unlock()
-		}()
+		cc := newCallCtx(c.ctx, time.Now().Add(time.Duration(req.TimeoutNanos)))
+		c.mu.Lock()
+		c.calls[req.Id] = cc
+		c.mu.Unlock()
+		select { // the next reader
+		case c.wake <- struct{}{}:
+		default:
+			c.wg.Add(1)
+			go c.serve()
+		}
+		resp, n := c.s.answer(cc, req)
+		c.mu.Lock()
+		delete(c.calls, req.Id)
+		c.mu.Unlock()
+		cc.cancel()
+		c.sendMu.Lock()
+		if ss, ok := c.stream.(sizedSender); ok {
+			_ = ss.sendSized(resp, n) // a broken stream ends Recv too
+		} else {
+			_ = c.stream.Send(resp)
+		}
+		c.sendMu.Unlock()
+		if c.idle.Add(1) > maxIdle {
+			c.idle.Add(-1)
+			return
+		}
+		select {
+		case <-c.wake:
+			c.idle.Add(-1)
+		case <-c.ended:
+			c.idle.Add(-1)
+			return
+		}
 	}
 }
 
@@ -135,17 +189,21 @@ func (s *pluginServer) serveCalls(ctx context.Context, stream callStream) error 
 // that cannot be encoded (a string that is not UTF-8) or is over the
 // host's bound would fail on the wire, or break the stream for every call
 // on it, so it is replaced by an error the host reports for this call.
-func (s *pluginServer) answer(ctx context.Context, req *pluginpb.CallRequest) *pluginpb.CallResponse {
+func (s *pluginServer) answer(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.CallResponse, int) {
 	resp := s.call(ctx, req)
 	if field := invalidUTF8(resp); field != "" {
-		return &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_MALFORMED,
+		resp = &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_MALFORMED,
 			Error: "invalid decision: " + field + " is not valid UTF-8"}
 	}
-	if n, max := proto.Size(resp), s.maxAnswer.Load(); int64(n) > max {
-		return &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_TOO_LARGE,
+	// The size taken here is kept (proto caches it in the message) for
+	// the frame encoder, which does not size the answer again.
+	n, max := proto.Size(resp), s.maxAnswer.Load()
+	if int64(n) > max {
+		resp = &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_TOO_LARGE,
 			Error: fmt.Sprintf("decision of %d bytes over the gateway's bound of %d bytes (max_message_bytes)", n, max)}
+		n = proto.Size(resp)
 	}
-	return resp
+	return resp, n
 }
 
 // call runs one phase of the hook, recovering a panic into the call's error.
@@ -155,8 +213,13 @@ func (s *pluginServer) call(ctx context.Context, req *pluginpb.CallRequest) (res
 		resp.Error = "the call's time was up before the plugin got it"
 		return resp
 	}
-	slot := &cacheSlot{}
-	ctx = context.WithValue(ctx, cacheSlotKey{}, slot)
+	var slot *cacheSlot
+	if cc, ok := ctx.(*callCtx); ok {
+		slot = &cc.slot // its Value has it
+	} else {
+		slot = &cacheSlot{}
+		ctx = context.WithValue(ctx, cacheSlotKey{}, slot)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			resp.Decision, resp.Cache = nil, nil
