@@ -27,7 +27,7 @@ import (
 // on from there.
 type frameStream struct {
 	conn *net.UnixConn
-	rw   io.ReadWriter // conn's (newRawConn)
+	rw   io.ReadWriter // conn's (pluginpb.NewRawConn)
 	r    *bufio.Reader
 	max  int
 	rbuf []byte // Recv's, one goroutine at a time
@@ -62,7 +62,7 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 		}
 		return nil, err
 	}
-	rw := newRawConn(conn)
+	rw := pluginpb.NewRawConn(conn)
 	return &frameStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), max: maxMessageBytes}, nil
 }
 

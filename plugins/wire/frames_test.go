@@ -32,7 +32,7 @@ func TestFrameRecvResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	rw := newRawConn(c)
+	rw := pluginpb.NewRawConn(c)
 	f := &frameStream{conn: c, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), max: 64}
 
 	small, _ := pluginpb.AppendFrame(nil, &pluginpb.CallResponse{Id: 7, Error: "x"})

@@ -50,7 +50,7 @@ func (s *pluginServer) offerFrames() string {
 			}
 			ln.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			rw := newRawConn(conn)
+			rw := pluginpb.NewRawConn(conn)
 			fs := &frameServerStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10)}
 			_ = s.serveCalls(ctx, fs)
 			cancel()
@@ -65,7 +65,7 @@ func (s *pluginServer) offerFrames() string {
 // serveCalls reads from one goroutine and serialises its sends.
 type frameServerStream struct {
 	conn *net.UnixConn
-	rw   io.ReadWriter // conn's (newRawConn)
+	rw   io.ReadWriter // conn's (pluginpb.NewRawConn)
 	r    *bufio.Reader
 	rbuf []byte
 	wbuf []byte

@@ -1,6 +1,6 @@
 //go:build linux
 
-package plugin
+package pluginpb
 
 import (
 	"io"
@@ -30,8 +30,9 @@ type rawConn struct {
 	rerr, werr      syscall.Errno
 }
 
-// newRawConn returns c's reader and writer: a rawConn, or c itself.
-func newRawConn(c *net.UnixConn) io.ReadWriter {
+// NewRawConn returns the reader and writer of a framed call socket: a
+// rawConn, or c itself. The gateway and the plugin both use it.
+func NewRawConn(c *net.UnixConn) io.ReadWriter {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return c
