@@ -75,18 +75,10 @@ func BenchmarkValidateLabels(b *testing.B) {
 // loop sends: the JavaScript work the gateway does per request in that
 // scenario, without the gateway around it.
 func BenchmarkScenarioHooks(b *testing.B) {
-	dir := filepath.Join("..", "bench", "scenario", "testdata", "hooks")
-	v, err := Compile(filepath.Join(dir, "validate.js"), DefaultOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := Compile(filepath.Join(dir, "route.js"), DefaultOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
+	v, r := scenarioScript(b, "validate.js"), scenarioScript(b, "route.js")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	req := &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
+	req := scenarioRequest()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -106,13 +98,10 @@ func BenchmarkScenarioHooks(b *testing.B) {
 // BenchmarkNoop: a validate that returns at once (the hooks scenario's
 // js-noop configuration): the host's own cost per call.
 func BenchmarkNoop(b *testing.B) {
-	s, err := Compile(filepath.Join("..", "bench", "scenario", "testdata", "hooks", "noop.js"), DefaultOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := scenarioScript(b, "noop.js")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	req := &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
+	req := scenarioRequest()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -120,4 +109,18 @@ func BenchmarkNoop(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// scenarioScript compiles one of the hooks bench scenario's scripts.
+func scenarioScript(b *testing.B, name string) *Script {
+	s, err := Compile(filepath.Join("..", "bench", "scenario", "testdata", "hooks", name), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// scenarioRequest is the request the scenario's closed loop (wrk) sends.
+func scenarioRequest() *sdk.Request {
+	return &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
 }
