@@ -162,8 +162,10 @@ func TestAdversarialScriptsFailWithinBudget(t *testing.T) {
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			w := watchHeap()
-			ctx, cancel := context.WithTimeout(context.Background(), budget)
+			// The deadline is taken from start so that elapsed >= budget
+			// whenever the deadline really passed.
 			start, startCPU := time.Now(), cpuTime()
+			ctx, cancel := context.WithDeadline(context.Background(), start.Add(budget))
 			_, err := s.Validate(ctx, &sdk.Request{ID: "adv"})
 			elapsed, cpu := time.Since(start), cpuTime()-startCPU
 			cancel()
