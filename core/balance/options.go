@@ -21,7 +21,17 @@ type Options struct {
 
 	// LatencyTau is the time constant of each endpoint's peak latency EWMA:
 	// a lower sample moves it 63% of the way after LatencyTau, and an
-	// untried endpoint's value decays toward zero likewise. Default 10s.
+	// untried endpoint's value decays toward zero likewise. Default 2s.
+	//
+	// It is how long a slow answer (or a failure's penalty) is remembered.
+	// A shunned endpoint gets few samples, so it recovers its traffic only
+	// as fast as this decay: with 10s (Finagle's decay time) a 1s penalty
+	// or a cold start's 200ms still read 100–500ms twenty seconds after a
+	// rolling restart, so every recently restarted endpoint looked slower
+	// than one that was slow now, and p2c_ewma sent the slow ones 1.6% of
+	// all requests in the deploy simulation (TestDeploySlowShare; 0.02% at
+	// 2s). A short memory costs little: the age of the attempts in flight
+	// catches an endpoint that turns slow again before its first answer.
 	LatencyTau time.Duration
 	// FailureTau is the time constant of each endpoint's failure rate: a
 	// failure FailureTau old weighs 37%, 3×FailureTau old 5%. Default 60s.
@@ -93,7 +103,7 @@ type OutlierOptions struct {
 // real clock and randomness.
 func DefaultOptions() Options {
 	return Options{
-		LatencyTau:     10 * time.Second,
+		LatencyTau:     2 * time.Second,
 		FailureTau:     60 * time.Second,
 		FailurePenalty: time.Second,
 		ProbeInterval:  time.Second,

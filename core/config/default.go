@@ -57,7 +57,7 @@ func (c *Config) NewService(name string, endpoints ...string) Service {
 		Name:      name,
 		Endpoints: endpoints,
 		Balancer:  "p2c_ewma",
-		Balancing: Balancing{LatencyTau: Duration(10 * time.Second), FailureTau: Duration(time.Minute),
+		Balancing: Balancing{LatencyTau: Duration(2 * time.Second), FailureTau: Duration(time.Minute),
 			FailurePenalty: Duration(time.Second), ProbeInterval: Duration(time.Second), Choices: 2},
 		Outlier: Outlier{Enabled: true, ConsecutiveFailures: 5, MinSuccessPercent: 50, MinRequests: 20,
 			Window: Duration(10 * time.Second), BaseEjection: Duration(10 * time.Second), MaxEjection: Duration(5 * time.Minute),

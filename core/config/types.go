@@ -330,7 +330,8 @@ type Retry struct {
 
 // Balancing tunes the balancers' moving averages.
 type Balancing struct {
-	// LatencyTau is the time constant of each endpoint's peak-EWMA latency. Default 10s.
+	// LatencyTau is the time constant of each endpoint's peak-EWMA latency. Default 2s:
+	// how long a slow answer or a failure is remembered (see balance.Options).
 	LatencyTau Duration `yaml:"latency_tau"`
 	// FailureTau is the time constant of each endpoint's failure rate. Default 60s.
 	FailureTau Duration `yaml:"failure_tau"`
