@@ -54,10 +54,15 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 		})
 		b.Run(string(tr)+"-parallel", func(b *testing.B) {
-			v, closeHost, _ := benchHost(b, tr)
+			v, closeHost, pid := benchHost(b, tr)
 			defer closeHost()
 			b.ReportAllocs()
 			b.SetParallelism(4)
+			hostCPU, pluginCPU := selfCPU(), procCPU(pid)
+			defer func() {
+				b.ReportMetric(float64((selfCPU()-hostCPU).Nanoseconds())/1e3/float64(b.N), "host-cpu-µs/op")
+				b.ReportMetric(float64((procCPU(pid)-pluginCPU).Nanoseconds())/1e3/float64(b.N), "plugin-cpu-µs/op")
+			}()
 			b.RunParallel(func(pb *testing.PB) {
 				req := benchRequest()
 				for pb.Next() {

@@ -31,7 +31,7 @@ type frameStream struct {
 	r    *bufio.Reader
 	max  int
 	rbuf []byte // Recv's, one goroutine at a time
-	wbuf []byte // Send's, serialised by the session
+	fw   *pluginpb.FrameWriter
 
 	// The frame being read: header bytes read (hn of hdr), then body
 	// bytes read or skipped (got of the frame's n), and for a frame over
@@ -63,35 +63,26 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 		return nil, err
 	}
 	rw := pluginpb.NewRawConn(conn)
-	return &frameStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), max: maxMessageBytes}, nil
+	return &frameStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw), max: maxMessageBytes}, nil
 }
 
 // Send writes req as one frame. The mux refuses a call over max before it
 // gets here; this check keeps a frame the plugin would refuse (and drop
 // the socket for) off the wire whatever the caller.
 func (f *frameStream) Send(req *pluginpb.CallRequest) error {
-	return f.sendSized(req, proto.Size(req))
+	return f.sendSized(req, proto.Size(req), false)
 }
 
 // sendSized is Send of a req whose size n was just taken (proto.Size, which
 // leaves the sizes of req and its parts cached): it is encoded without
-// sizing it again.
-func (f *frameStream) sendSized(req *pluginpb.CallRequest, n int) error {
+// sizing it again. With later, the frame waits for the others sent in
+// this scheduling round and goes out with them (pluginpb.FrameWriter; see
+// session.sendDirect).
+func (f *frameStream) sendSized(req *pluginpb.CallRequest, n int, later bool) error {
 	if n > f.max {
 		return fmt.Errorf("call of %d bytes over the bound of %d bytes (max_message_bytes)", n, f.max)
 	}
-	b := binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(n))
-	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, req)
-	if err == nil && len(b) != 4+n {
-		// req changed since it was sized: encode it afresh.
-		b, err = pluginpb.AppendFrame(f.wbuf[:0], req)
-	}
-	if err != nil {
-		return err
-	}
-	f.wbuf = b
-	_, err = f.rw.Write(b)
-	return err
+	return f.fw.Send(req, n, later)
 }
 
 // Recv reads the next answer. An answer over max is not read into memory:

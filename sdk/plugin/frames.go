@@ -3,12 +3,11 @@ package plugin
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -51,7 +50,7 @@ func (s *pluginServer) offerFrames() string {
 			ln.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			rw := pluginpb.NewRawConn(conn)
-			fs := &frameServerStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10)}
+			fs := &frameServerStream{conn: conn, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw)}
 			_ = s.serveCalls(ctx, fs)
 			cancel()
 			conn.Close()
@@ -62,40 +61,35 @@ func (s *pluginServer) offerFrames() string {
 }
 
 // frameServerStream is the plugin's end of the framed call socket.
-// serveCalls reads from one goroutine and serialises its sends.
+// serveCalls reads from one goroutine at a time; any goroutine sends.
 type frameServerStream struct {
 	conn *net.UnixConn
-	rw   io.ReadWriter // conn's (pluginpb.NewRawConn)
-	r    *bufio.Reader
+	r    *bufio.Reader // of conn's pluginpb.NewRawConn
 	rbuf []byte
-	wbuf []byte
+	fw   *pluginpb.FrameWriter
+	// more is set when the last Recv left the start of another call in
+	// the read buffer: the host sent several at once, and their answers
+	// can go back the same way.
+	more atomic.Bool
 }
 
 func (f *frameServerStream) Recv() (*pluginpb.CallRequest, error) {
 	req := new(pluginpb.CallRequest)
 	var err error
 	f.rbuf, err = pluginpb.ReadFrame(f.r, f.rbuf, maxMessageBytes, req)
+	f.more.Store(err == nil && f.r.Buffered() >= 4)
 	return req, err
 }
 
 func (f *frameServerStream) Send(resp *pluginpb.CallResponse) error {
-	return f.sendSized(resp, proto.Size(resp))
+	return f.sendSized(resp, proto.Size(resp), false)
 }
 
 // sendSized sends resp, whose size n was just taken (answer): proto keeps
 // the sizes of resp and its parts cached, so it is encoded without sizing
-// it again.
-func (f *frameServerStream) sendSized(resp *pluginpb.CallResponse, n int) error {
-	b := binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(n))
-	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, resp)
-	if err == nil && len(b) != 4+n {
-		// resp changed since it was sized: encode it afresh.
-		b, err = pluginpb.AppendFrame(f.wbuf[:0], resp)
-	}
-	if err != nil {
-		return err
-	}
-	f.wbuf = b
-	_, err = f.rw.Write(b)
-	return err
+// it again. When other calls are being answered (others) or are waiting
+// in the read buffer, the answer may wait for theirs and go out with them
+// in one write (pluginpb.FrameWriter).
+func (f *frameServerStream) sendSized(resp *pluginpb.CallResponse, n int, others bool) error {
+	return f.fw.Send(resp, n, others || f.more.Load())
 }

@@ -126,9 +126,10 @@ type callServer struct {
 }
 
 // sizedSender is a stream that can send an answer sized just before
-// without sizing it again (the framed call socket).
+// without sizing it again (the framed call socket), from any goroutine;
+// others says that other calls are being answered.
 type sizedSender interface {
-	sendSized(resp *pluginpb.CallResponse, n int) error
+	sendSized(resp *pluginpb.CallResponse, n int, others bool) error
 }
 
 // serve is one of the stream's goroutines: it reads until it gets a call,
@@ -162,15 +163,17 @@ func (c *callServer) serve() {
 		resp, n := c.s.answer(cc, req)
 		c.mu.Lock()
 		delete(c.calls, req.Id)
+		others := len(c.calls) > 0
 		c.mu.Unlock()
 		cc.cancel()
-		c.sendMu.Lock()
+		// A broken stream ends Recv too: a failed send needs no more.
 		if ss, ok := c.stream.(sizedSender); ok {
-			_ = ss.sendSized(resp, n) // a broken stream ends Recv too
+			_ = ss.sendSized(resp, n, others) // serialises its sends
 		} else {
+			c.sendMu.Lock()
 			_ = c.stream.Send(resp)
+			c.sendMu.Unlock()
 		}
-		c.sendMu.Unlock()
 		if c.idle.Add(1) > maxIdle {
 			c.idle.Add(-1)
 			return
