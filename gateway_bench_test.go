@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,6 +84,21 @@ scripts:
 hooks:
   - {script: validate, budget: 100ms}
   - {script: route, budget: 100ms}
+`)
+	})
+	// The hooks scenario's no-op plugin on every request. cpu-ns/op counts
+	// this process only, not the plugin's; run under -cpuprofile to see
+	// the gateway's side of a plugin call in place.
+	b.Run("gatehouse+plugin", func(b *testing.B) {
+		bin := filepath.Join(b.TempDir(), "noopplugin")
+		if out, err := exec.Command("go", "build", "-o", bin, "./bench/cmd/noopplugin").CombinedOutput(); err != nil {
+			b.Fatalf("building the plugin: %v\n%s", err, out)
+		}
+		benchGatehouse(b, base+`
+plugins:
+  - {name: noop, path: "`+bin+`"}
+hooks:
+  - {plugin: noop, phases: [validate], budget: 100ms}
 `)
 	})
 }
