@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"slices"
@@ -27,8 +26,7 @@ import (
 // on from there.
 type frameStream struct {
 	conn *net.UnixConn
-	rw   io.ReadWriter // conn's (pluginpb.NewRawConn)
-	r    *bufio.Reader
+	r    *bufio.Reader // of conn's pluginpb.NewRawConn
 	max  int
 	rbuf []byte // Recv's, one goroutine at a time
 	fw   *pluginpb.FrameWriter
@@ -63,7 +61,7 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 		return nil, err
 	}
 	rw := pluginpb.NewRawConn(conn)
-	return &frameStream{conn: conn, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw), max: maxMessageBytes}, nil
+	return &frameStream{conn: conn, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw), max: maxMessageBytes}, nil
 }
 
 // Send writes req as one frame. The mux refuses a call over max before it

@@ -33,7 +33,7 @@ func TestFrameRecvResumes(t *testing.T) {
 	}
 	defer peer.Close()
 	rw := pluginpb.NewRawConn(c)
-	f := &frameStream{conn: c, rw: rw, r: bufio.NewReaderSize(rw, 32<<10), max: 64}
+	f := &frameStream{conn: c, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw), max: 64}
 
 	small, _ := pluginpb.AppendFrame(nil, &pluginpb.CallResponse{Id: 7, Error: "x"})
 	big, _ := pluginpb.AppendFrame(nil, &pluginpb.CallResponse{Id: 9, Error: string(make([]byte, 100))})

@@ -50,7 +50,7 @@ func (s *pluginServer) offerFrames() string {
 			ln.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			rw := pluginpb.NewRawConn(conn)
-			fs := &frameServerStream{conn: conn, r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw)}
+			fs := &frameServerStream{r: bufio.NewReaderSize(rw, 32<<10), fw: pluginpb.NewFrameWriter(rw)}
 			_ = s.serveCalls(ctx, fs)
 			cancel()
 			conn.Close()
@@ -63,7 +63,6 @@ func (s *pluginServer) offerFrames() string {
 // frameServerStream is the plugin's end of the framed call socket.
 // serveCalls reads from one goroutine at a time; any goroutine sends.
 type frameServerStream struct {
-	conn *net.UnixConn
 	r    *bufio.Reader // of conn's pluginpb.NewRawConn
 	rbuf []byte
 	fw   *pluginpb.FrameWriter
