@@ -123,7 +123,7 @@ func (f *frameStream) Recv() (*pluginpb.CallResponse, error) {
 		}
 		f.hn, f.got = 0, 0
 		resp := new(pluginpb.CallResponse)
-		if err := proto.Unmarshal(f.rbuf[:n], resp); err != nil {
+		if err := pluginpb.UnmarshalCallResponse(f.rbuf[:n], resp); err != nil {
 			return nil, err
 		}
 		return resp, nil

@@ -38,5 +38,11 @@ func ReadFrame(r *bufio.Reader, buf []byte, max int, m proto.Message) ([]byte, e
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return buf, err
 	}
+	switch m := m.(type) {
+	case *CallRequest:
+		return buf, UnmarshalCallRequest(buf, m)
+	case *CallResponse:
+		return buf, UnmarshalCallResponse(buf, m)
+	}
 	return buf, proto.Unmarshal(buf, m)
 }
