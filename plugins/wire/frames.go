@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
@@ -68,19 +67,18 @@ func dialFrames(path string, pid, maxMessageBytes int, timeout time.Duration) (*
 // gets here; this check keeps a frame the plugin would refuse (and drop
 // the socket for) off the wire whatever the caller.
 func (f *frameStream) Send(req *pluginpb.CallRequest) error {
-	return f.sendSized(req, proto.Size(req), false)
+	return f.sendSized(req, pluginpb.SizeCallRequest(req), false)
 }
 
-// sendSized is Send of a req whose size n was just taken (proto.Size, which
-// leaves the sizes of req and its parts cached): it is encoded without
-// sizing it again. With later, the frame waits for the others sent in
+// sendSized is Send of a req whose size n was just taken
+// (pluginpb.SizeCallRequest), for the bound. With later, the frame waits for the others sent in
 // this scheduling round and goes out with them (pluginpb.FrameWriter; see
 // session.sendDirect).
 func (f *frameStream) sendSized(req *pluginpb.CallRequest, n int, later bool) error {
 	if n > f.max {
 		return fmt.Errorf("call of %d bytes over the bound of %d bytes (max_message_bytes)", n, f.max)
 	}
-	return f.fw.Send(req, n, later)
+	return f.fw.Send(req, later)
 }
 
 // Recv reads the next answer. An answer over max is not read into memory:

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
 
@@ -218,7 +216,7 @@ func (m *mux) transport() Transport {
 func (m *mux) call(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.CallResponse, error) {
 	// The id is set before the size is taken: the frame sent includes it.
 	req.Id = m.ids.Add(1)
-	size := proto.Size(req)
+	size := pluginpb.SizeCallRequest(req)
 	if size > m.max {
 		return nil, &Error{Kind: KindTooLarge, Err: fmt.Errorf("call to plugin %q of %d bytes over the bound of %d bytes (max_message_bytes)", m.name, size, m.max)}
 	}
@@ -341,7 +339,7 @@ func (s *session) sendDirect(req *pluginpb.CallRequest, size int64, n int) bool 
 
 func (s *session) send(req *pluginpb.CallRequest) error {
 	if !req.Cancel {
-		s.unanswered.Add(int64(proto.Size(req)))
+		s.unanswered.Add(int64(pluginpb.SizeCallRequest(req)))
 	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()

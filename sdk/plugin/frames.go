@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
 
@@ -81,14 +79,12 @@ func (f *frameServerStream) Recv() (*pluginpb.CallRequest, error) {
 }
 
 func (f *frameServerStream) Send(resp *pluginpb.CallResponse) error {
-	return f.sendSized(resp, proto.Size(resp), false)
+	return f.sendAnswer(resp, false)
 }
 
-// sendSized sends resp, whose size n was just taken (answer): proto keeps
-// the sizes of resp and its parts cached, so it is encoded without sizing
-// it again. When other calls are being answered (others) or are waiting
-// in the read buffer, the answer may wait for theirs and go out with them
-// in one write (pluginpb.FrameWriter).
-func (f *frameServerStream) sendSized(resp *pluginpb.CallResponse, n int, others bool) error {
-	return f.fw.Send(resp, n, others || f.more.Load())
+// sendAnswer sends resp. When other calls are being answered (others) or
+// are waiting in the read buffer, the answer may wait for theirs and go out
+// with them in one write (pluginpb.FrameWriter).
+func (f *frameServerStream) sendAnswer(resp *pluginpb.CallResponse, others bool) error {
+	return f.fw.Send(resp, others || f.more.Load())
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gatehouse/gatehouse/sdk"
 	"github.com/gatehouse/gatehouse/sdk/pluginpb"
 )
@@ -67,7 +65,7 @@ func (s *pluginServer) Call(ctx context.Context, req *pluginpb.CallRequest) (*pl
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutNanos))
 		defer cancel()
 	}
-	resp, _ := s.answer(ctx, req)
+	resp := s.answer(ctx, req)
 	return resp, nil
 }
 
@@ -125,11 +123,10 @@ type callServer struct {
 	ended  chan struct{}       // closed when the stream broke
 }
 
-// sizedSender is a stream that can send an answer sized just before
-// without sizing it again (the framed call socket), from any goroutine;
-// others says that other calls are being answered.
-type sizedSender interface {
-	sendSized(resp *pluginpb.CallResponse, n int, others bool) error
+// answerSender is a stream that sends answers from any goroutine (the
+// framed call socket); others says that other calls are being answered.
+type answerSender interface {
+	sendAnswer(resp *pluginpb.CallResponse, others bool) error
 }
 
 // serve is one of the stream's goroutines: it reads until it gets a call,
@@ -160,15 +157,15 @@ func (c *callServer) serve() {
 			c.wg.Add(1)
 			go c.serve()
 		}
-		resp, n := c.s.answer(cc, req)
+		resp := c.s.answer(cc, req)
 		c.mu.Lock()
 		delete(c.calls, req.Id)
 		others := len(c.calls) > 0
 		c.mu.Unlock()
 		cc.cancel()
 		// A broken stream ends Recv too: a failed send needs no more.
-		if ss, ok := c.stream.(sizedSender); ok {
-			_ = ss.sendSized(resp, n, others) // serialises its sends
+		if as, ok := c.stream.(answerSender); ok {
+			_ = as.sendAnswer(resp, others) // serialises its sends
 		} else {
 			c.sendMu.Lock()
 			_ = c.stream.Send(resp)
@@ -192,21 +189,17 @@ func (c *callServer) serve() {
 // that cannot be encoded (a string that is not UTF-8) or is over the
 // host's bound would fail on the wire, or break the stream for every call
 // on it, so it is replaced by an error the host reports for this call.
-func (s *pluginServer) answer(ctx context.Context, req *pluginpb.CallRequest) (*pluginpb.CallResponse, int) {
+func (s *pluginServer) answer(ctx context.Context, req *pluginpb.CallRequest) *pluginpb.CallResponse {
 	resp := s.call(ctx, req)
 	if field := invalidUTF8(resp); field != "" {
 		resp = &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_MALFORMED,
 			Error: "invalid decision: " + field + " is not valid UTF-8"}
 	}
-	// The size taken here is kept (proto caches it in the message) for
-	// the frame encoder, which does not size the answer again.
-	n, max := proto.Size(resp), s.maxAnswer.Load()
-	if int64(n) > max {
+	if n, max := pluginpb.SizeCallResponse(resp), s.maxAnswer.Load(); int64(n) > max {
 		resp = &pluginpb.CallResponse{Id: req.Id, ErrorKind: pluginpb.ErrorKind_ERROR_KIND_TOO_LARGE,
 			Error: fmt.Sprintf("decision of %d bytes over the gateway's bound of %d bytes (max_message_bytes)", n, max)}
-		n = proto.Size(resp)
 	}
-	return resp, n
+	return resp
 }
 
 // call runs one phase of the hook, recovering a panic into the call's error.

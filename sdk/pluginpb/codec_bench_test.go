@@ -29,7 +29,9 @@ func BenchmarkCodecReqMarshal(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for range b.N {
-		buf, _ = proto.MarshalOptions{}.MarshalAppend(buf[:0], m)
+		// As the frame writer did: size (for the bound), then encode.
+		_ = proto.Size(m)
+		buf, _ = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf[:0], m)
 	}
 }
 
@@ -49,7 +51,9 @@ func BenchmarkCodecRespMarshal(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for range b.N {
-		buf, _ = proto.MarshalOptions{}.MarshalAppend(buf[:0], m)
+		// As the frame writer did: size (for the bound), then encode.
+		_ = proto.Size(m)
+		buf, _ = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf[:0], m)
 	}
 }
 
@@ -83,5 +87,25 @@ func BenchmarkCodecRespUnmarshalFast(b *testing.B) {
 		if err := UnmarshalCallResponse(buf, m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkCodecReqMarshalFast(b *testing.B) {
+	m := benchReq()
+	var buf []byte
+	b.ReportAllocs()
+	for range b.N {
+		_ = SizeCallRequest(m)
+		buf, _ = appendFast(buf[:0], m)
+	}
+}
+
+func BenchmarkCodecRespMarshalFast(b *testing.B) {
+	m := benchResp()
+	var buf []byte
+	b.ReportAllocs()
+	for range b.N {
+		_ = SizeCallResponse(m)
+		buf, _ = appendFast(buf[:0], m)
 	}
 }

@@ -178,3 +178,43 @@ func FuzzFastDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkSame(t, b) })
 }
+
+// The fast encoders write what proto.Marshal writes (up to the order of map
+// entries): the same length, decoding to the same message; the sizes
+// agree with proto.Size; a string that is not UTF-8 is left to proto.
+func TestFastEncode(t *testing.T) {
+	g := randomMessages{rand.New(rand.NewPCG(5, 6))}
+	check := func(m proto.Message, size int) {
+		t.Helper()
+		b, ok := appendFast(nil, m)
+		if !ok {
+			t.Fatalf("not encoded: %v", m)
+		}
+		if want := proto.Size(m); len(b) != want || size != want {
+			t.Fatalf("%v: %d bytes, size %d, proto.Size %d", m, len(b), size, want)
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(b, got); err != nil || !proto.Equal(got, m) {
+			t.Fatalf("%v encoded as %x, read back as %v (%v)", m, b, got, err)
+		}
+		checkSame(t, b)
+	}
+	for range 3000 {
+		q := g.callRequest()
+		if q.Response != nil {
+			if _, ok := appendFast(nil, q); ok {
+				t.Fatalf("a respond call was encoded: %v", q)
+			}
+			if SizeCallRequest(q) != proto.Size(q) {
+				t.Fatalf("SizeCallRequest %d, proto.Size %d", SizeCallRequest(q), proto.Size(q))
+			}
+			continue
+		}
+		check(q, SizeCallRequest(q))
+		r := g.callResponse()
+		check(r, SizeCallResponse(r))
+	}
+	if b, ok := appendFast([]byte("x"), &CallResponse{Error: "\xff"}); ok || string(b) != "x" {
+		t.Fatalf("invalid UTF-8 encoded: %x, %v", b, ok)
+	}
+}

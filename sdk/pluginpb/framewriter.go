@@ -38,14 +38,13 @@ type FrameWriter struct {
 func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
 
 // Send adds m as one frame and writes it, with the frames added before it
-// that are not written yet. n is m's size as proto.Size just returned it
-// (proto keeps the sizes of m and its parts cached, so it is encoded
-// without sizing it again). When later is true (other calls are in
+// that are not written yet (CallRequest and CallResponse are encoded
+// without reflection, see appendFast). When later is true (other calls are in
 // flight, and more frames are likely to come in this scheduling round),
 // the writing waits until the goroutines ready to run have run. When a
 // write is already due, Send only adds the frame: that write takes it, and
 // a failure of it reaches the sender through the connection's end.
-func (fw *FrameWriter) Send(m proto.Message, n int, later bool) error {
+func (fw *FrameWriter) Send(m proto.Message, later bool) error {
 	fw.mu.Lock()
 	if fw.err != nil {
 		err := fw.err
@@ -53,10 +52,11 @@ func (fw *FrameWriter) Send(m proto.Message, n int, later bool) error {
 		return err
 	}
 	start := len(fw.buf)
-	b := binary.BigEndian.AppendUint32(fw.buf, uint32(n))
-	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m)
-	if err == nil && len(b) != start+4+n {
-		// m changed since it was sized: encode it afresh.
+	b, ok := appendFast(append(fw.buf, 0, 0, 0, 0), m)
+	var err error
+	if ok {
+		binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	} else {
 		b, err = AppendFrame(b[:start], m)
 	}
 	if err != nil {

@@ -32,7 +32,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 func send(t *testing.T, fw *FrameWriter, id uint64, later bool) {
 	t.Helper()
 	m := &CallResponse{Id: id, Error: "x"}
-	if err := fw.Send(m, proto.Size(m), later); err != nil {
+	if err := fw.Send(m, later); err != nil {
 		t.Error(err)
 	}
 }
@@ -131,13 +131,13 @@ func TestFrameWriterErrorSticks(t *testing.T) {
 	w := &countingWriter{fail: boom}
 	fw := NewFrameWriter(w)
 	m := &CallResponse{Id: 1}
-	if err := fw.Send(m, proto.Size(m), false); !errors.Is(err, boom) {
+	if err := fw.Send(m, false); !errors.Is(err, boom) {
 		t.Fatalf("Send = %v, want %v", err, boom)
 	}
 	w.mu.Lock()
 	w.fail = nil
 	w.mu.Unlock()
-	if err := fw.Send(m, proto.Size(m), false); !errors.Is(err, boom) {
+	if err := fw.Send(m, false); !errors.Is(err, boom) {
 		t.Fatalf("Send after a failed write = %v, want %v", err, boom)
 	}
 	if w.writes != 0 {
@@ -145,22 +145,28 @@ func TestFrameWriterErrorSticks(t *testing.T) {
 	}
 }
 
-// A message changed after it was sized is encoded afresh, not cut.
-func TestFrameWriterResizes(t *testing.T) {
+// A message the fast encoder does not take (a respond phase's call) goes
+// out through proto; one proto cannot encode (a string that is not UTF-8)
+// fails its Send alone and leaves the frames before it whole.
+func TestFrameWriterProtoFallback(t *testing.T) {
 	w := &countingWriter{}
 	fw := NewFrameWriter(w)
-	m := &CallResponse{Id: 7}
-	n := proto.Size(m)
-	m.Error = "grown since it was sized"
-	if err := fw.Send(m, n, false); err != nil {
+	m := &CallRequest{Id: 7, Phase: Phase_PHASE_RESPOND, Request: &Request{Path: "/x"}, Response: &Response{Status: 201}}
+	if err := fw.Send(m, false); err != nil {
 		t.Fatal(err)
 	}
+	if err := fw.Send(&CallRequest{Id: 8, Request: &Request{Path: "\xff"}}, false); err == nil {
+		t.Fatal("a string that is not UTF-8 was sent")
+	}
 	r := bufio.NewReader(bytes.NewReader(w.buf.Bytes()))
-	got := new(CallResponse)
+	got := new(CallRequest)
 	if _, err := ReadFrame(r, nil, 1<<20, got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Id != 7 || got.Error != m.Error {
+	if !proto.Equal(got, m) {
 		t.Fatalf("read %v, want %v", got, m)
+	}
+	if _, err := r.Peek(1); err == nil {
+		t.Fatal("bytes after the only frame sent")
 	}
 }
