@@ -321,3 +321,62 @@ func TestClientNotReadingIsCut(t *testing.T) {
 		t.Fatalf("record %+v", r)
 	}
 }
+
+// A request answered before its body was read (a hook's rejection, a body
+// over the bound, no route) gets its answer at once and its connection
+// closed soon after, even when the client declared a body and never sends
+// it: such connections would otherwise stay open for good and use up
+// max_connections.
+func TestEarlyAnswerDoesNotWaitForTheBody(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `routes:
+  - name: app
+    match: {path_prefix: /app}
+    service: app
+  - name: keyed
+    match: {path_prefix: /keyed}
+    service: app
+    hooks: [{go: require_header, config: {header: X-Tenant, status: 401}}]
+`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	for _, c := range []struct {
+		name, head string
+		status     int
+	}{
+		{"hook rejects, body declared", "POST /keyed/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", 401},
+		{"hook rejects, chunked body", "POST /keyed/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 401},
+		{"body over the bound", "POST /app/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nhello", 413},
+		{"no route", "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", 404},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			io.WriteString(conn, c.head)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != c.status || !resp.Close {
+				t.Fatalf("status %d, close %v; want %d and Connection: close", resp.StatusCode, resp.Close, c.status)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("answered after %v", d)
+			}
+			// The gateway closes the connection (after at most its
+			// grace for the body), with the client still holding it.
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("read after the answer: %v, want EOF (the gateway closing)", err)
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Fatalf("connection closed after %v", d)
+			}
+		})
+	}
+}

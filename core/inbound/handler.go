@@ -16,6 +16,11 @@ import (
 
 type ctxKey struct{}
 
+// unreadBodyGrace bounds the reading of a request body left unread by the
+// answer (a rejection, an error): time for a client that is sending it to
+// finish, so that the connection's close does not reset the answer.
+const unreadBodyGrace = time.Second
+
 // handler adapts net/http to the engine: it builds the core's request view
 // and a ClientSide over the ResponseWriter, and runs the current runtime.
 type handler struct {
@@ -101,6 +106,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wk.cs = clientSide{w: w, rc: http.NewResponseController(w), close: r.ProtoMajor == 1 && h.retiring.Load()}
 
 	abort := h.current().Serve(&wk.cs, req)
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// After the handler, net/http reads what is left of the body (up
+		// to 256 KiB) to reuse the connection, with no deadline of its
+		// own: a client that declared a body and never sends it would
+		// hold the connection (and a max_connections slot) for good. A
+		// body read to its end is not affected; the next request on the
+		// connection gets net/http's own deadlines.
+		wk.cs.SetReadDeadline(time.Now().Add(unreadBodyGrace))
+	}
 
 	*wk = work{}
 	workPool.Put(wk)

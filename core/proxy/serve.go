@@ -312,8 +312,11 @@ func (st *reqState) fail(err *failure.Error) {
 	if st.retryAfter > 0 {
 		h["Retry-After"] = []string{retryAfterValue(st.retryAfter)}
 	}
-	if failure.SourceOf(err.Kind) == failure.SourceClient && st.req.ProtoMajor == 1 {
-		// The client misbehaved mid-message: do not read another request from it.
+	if st.req.ProtoMajor == 1 && (failure.SourceOf(err.Kind) == failure.SourceClient || st.req.Body != nil && st.req.ContentLength != 0) {
+		// The client misbehaved mid-message, or its body may be unread
+		// (an early answer): do not read another request from it. Without
+		// the close, net/http would read the rest of the body before
+		// sending this answer, for as long as the client takes.
 		h["Connection"] = []string{"close"}
 	}
 	body := strconv.Itoa(status) + " " + http.StatusText(status) + "\noutcome: " + err.Kind.String() + "\nrequest-id: " + st.req.ID + "\n"
