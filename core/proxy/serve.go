@@ -143,6 +143,12 @@ func (st *reqState) serve() {
 		st.fail(&failure.Error{Kind: failure.Malformed, Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"})
 		return
 	}
+	path, why := checkTarget(req.Method, req.Host, req.Path, req.RawQuery)
+	if why != "" {
+		st.fail(failure.New(failure.Malformed, "request target refused: %s", why))
+		return
+	}
+	req.Path = path
 	rule := rt.routes.Match(req.Method, req.Host, req.Path)
 	if rule == nil {
 		st.fail(failure.New(failure.NoRoute, "no route for %s %s%s", req.Method, req.Host, req.Path))

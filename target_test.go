@@ -1,0 +1,202 @@
+package gatehouse_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// A route's hooks cannot be bypassed with another spelling of its path:
+// escapes of unreserved characters, dot-segments and doubled slashes are
+// normalised before routes match, and the endpoint receives the path the
+// routes saw; an encoded slash, which an endpoint may decode into a
+// separator, is refused.
+func TestPathFormsCannotBypassARoute(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RawPath+"|"+r.URL.Path)
+		mu.Unlock()
+		io.WriteString(w, "reached "+r.URL.Path)
+	}))
+	cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `routes:
+  - name: admin
+    match: {path_prefix: /admin}
+    service: app
+    hooks: [{go: require_header, config: {header: X-Api-Key, status: 401}}]
+  - name: public
+    match: {path_prefix: /}
+    service: app
+`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	for _, c := range []struct {
+		target string
+		status int
+		path   string // what the endpoint gets, when it gets the request
+	}{
+		{"/admin/users", 401, ""},
+		{"/%61dmin/users", 401, ""},
+		{"/%61%64%6d%69%6e/users", 401, ""},
+		{"//admin/users", 401, ""},
+		{"/./admin/users", 401, ""},
+		{"/public/../admin/users", 401, ""},
+		{"/public/%2e%2e/admin/users", 401, ""},
+		{"/admin%2Fusers", 400, ""},
+		{"/public/x", 200, "/public/x"},
+		{"/public/./x//y", 200, "/public/x/y"},
+		{"/%7Euser", 200, "/~user"},
+	} {
+		conn, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", c.target)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.target, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: status %d (%q), want %d", c.target, resp.StatusCode, body, c.status)
+		}
+		if c.path != "" && string(body) != "reached "+c.path {
+			t.Errorf("%s: the endpoint got %q, want the path %s", c.target, body, c.path)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if strings.Contains(s, "admin") {
+			t.Errorf("an admin path reached the endpoint without the key: %s", s)
+		}
+	}
+}
+
+// HTTP/2 pseudo-headers reach the gateway checked only for CR, LF and NUL;
+// a method, authority or path with a space or junk in it would go into the
+// HTTP/1 request line and Host field the gateway writes upstream. They are
+// refused with 400, and the endpoint sees nothing.
+func TestH2PseudoHeadersChecked(t *testing.T) {
+	// A raw endpoint: Go's server would refuse a broken request line
+	// itself, hiding what the gateway sent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var heads []string
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var head strings.Builder
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if line == "\r\n" {
+							break
+						}
+					}
+					mu.Lock()
+					heads = append(heads, head.String())
+					mu.Unlock()
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	app := ln.Addr().String()
+	cfg := strings.Replace(baseConfig, `listeners: [{name: public, address: "127.0.0.1:0"}]`, `listeners: [{name: public, address: "127.0.0.1:0", h2c: true}]`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	cases := []struct{ method, authority, path string }{
+		{"GET /admin/x", "x", "/m"},
+		{"GET<>", "x", "/q"},
+		{"GET", "a b", "/q"},
+		{"GET", "evil.com/x?", "/q"},
+		{"GET", "x", "/q?x=1 HTTP/1.1"},
+		{"GET", "x", "/ok"}, // the control: answered by the endpoint
+	}
+	for i, k := range cases {
+		hbuf.Reset()
+		for _, f := range [][2]string{{":method", k.method}, {":scheme", "http"}, {":authority", k.authority}, {":path", k.path}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true})
+	}
+	status := map[uint32]string{}
+	dec := hpack.NewDecoder(4096, nil)
+	for len(status) < len(cases) {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(status), err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hf := range fields {
+				if hf.Name == ":status" {
+					status[f.StreamID] = hf.Value
+				}
+			}
+		case *http2.RSTStreamFrame:
+			status[f.StreamID] = "reset"
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v after %d answers", f.ErrCode, len(status))
+		}
+	}
+	for i, k := range cases {
+		want := "400"
+		if i == len(cases)-1 {
+			want = "200"
+		}
+		if got := status[uint32(2*i+1)]; got != want && !(want == "400" && got == "reset") {
+			t.Errorf("%q %q %q: %s, want %s", k.method, k.authority, k.path, got, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heads) != 1 || !strings.HasPrefix(heads[0], "GET /ok HTTP/1.1\r\n") {
+		t.Errorf("the endpoint got %q, want only the control", heads)
+	}
+}
