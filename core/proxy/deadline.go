@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,7 +40,11 @@ func parseGRPCTimeout(s string) (time.Duration, bool) {
 	if len(s) < 2 || len(s) > 9 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+	digits := s[:len(s)-1]
+	if digits[0] < '0' || digits[0] > '9' { // no sign: gRPC's TimeoutValue is digits only
+		return 0, false
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n <= 0 {
 		return 0, false
 	}
@@ -59,6 +64,11 @@ func parseGRPCTimeout(s string) (time.Duration, bool) {
 		unit = time.Nanosecond
 	default:
 		return 0, false
+	}
+	if n > int64(math.MaxInt64/unit) {
+		// 99999999H is valid gRPC and longer than time.Duration holds:
+		// as good as no deadline, which then cannot tighten the route's.
+		return math.MaxInt64, true
 	}
 	return time.Duration(n) * unit, true
 }

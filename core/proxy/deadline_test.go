@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -20,6 +21,11 @@ func TestClientDeadline(t *testing.T) {
 		{http.Header{TimeoutHeader: {"soon"}}, 0, false},
 		{http.Header{"Grpc-Timeout": {"123456789m"}}, 0, false}, // more than 8 digits
 		{http.Header{"Grpc-Timeout": {"5x"}}, 0, false},
+		{http.Header{"Grpc-Timeout": {"+5S"}}, 0, false}, // digits only
+		// Valid gRPC, longer than a time.Duration holds: no overflow into
+		// a negative or tiny deadline.
+		{http.Header{"Grpc-Timeout": {"99999999H"}}, math.MaxInt64, true},
+		{http.Header{"Grpc-Timeout": {"2562048H"}}, math.MaxInt64, true},
 		{http.Header{}, 0, false},
 	}
 	for _, c := range cases {
