@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +200,38 @@ func TestH2PseudoHeadersChecked(t *testing.T) {
 	defer mu.Unlock()
 	if len(heads) != 1 || !strings.HasPrefix(heads[0], "GET /ok HTTP/1.1\r\n") {
 		t.Errorf("the endpoint got %q, want only the control", heads)
+	}
+}
+
+// The client's Connection field names hop-by-hop headers of its own; it
+// cannot remove the headers a route hook sets for the endpoint.
+func TestConnectionCannotStripHookHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	dir := t.TempDir()
+	script := filepath.Join(dir, "auth.js")
+	os.WriteFile(script, []byte(`exports.route = function (req) { return { setHeader: { "X-Authenticated-User": "alice" } } };`), 0o644)
+	cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `scripts:
+  - {name: auth, file: "`+script+`"}
+routes:
+  - name: app
+    service: app
+    hooks: [{script: auth, budget: 200ms}]
+`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	req, _ := http.NewRequest("GET", h.url+"/x", nil)
+	req.Header.Set("Connection", "X-Authenticated-User, X-Hop")
+	req.Header.Set("X-Hop", "1")
+	resp, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hdr := <-got
+	if v := hdr.Get("X-Authenticated-User"); v != "alice" {
+		t.Errorf("X-Authenticated-User = %q upstream, want the hook's alice", v)
+	}
+	if v := hdr.Get("X-Hop"); v != "" {
+		t.Errorf("X-Hop, named in the client's Connection, reached the endpoint: %q", v)
 	}
 }

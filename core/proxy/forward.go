@@ -41,7 +41,7 @@ var (
 // there is time left and the service's retry budget allows.
 func (st *reqState) forward() {
 	req, svc := st.req, st.svc
-	upgrade := stripHopByHop(req.Header)
+	upgrade := st.upgrade // stripped in serve
 	if req.ProtoMajor != 1 || req.Body != nil && req.ContentLength != 0 {
 		upgrade = "" // only bodiless HTTP/1.1 requests may switch protocols
 	}

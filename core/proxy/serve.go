@@ -38,6 +38,9 @@ type reqState struct {
 	routing  hook.Routing
 	rejected *sdk.Reject
 	rewrote  bool // a route hook rewrote the path
+	// upgrade is the protocol the client asked to switch to, taken with
+	// the hop-by-hop fields before the route hooks' header edits.
+	upgrade string
 	// admitted is the limiter holding this request's slot (see admit);
 	// retryAfter, when set, goes with a 429/503 as Retry-After.
 	admitted   *admission.Limiter
@@ -194,6 +197,10 @@ func (st *reqState) serve() {
 		return
 	}
 	defer st.release()
+	// The client's hop-by-hop fields go before the route hooks edit the
+	// headers: a "Connection: X-Authenticated-User" of the client's must
+	// not remove a header a hook sets for the endpoint.
+	st.upgrade = stripHopByHop(req.Header)
 	if chain != nil {
 		env := hook.RouteEnv{ServiceExists: rt.serviceExists, Timeout: time.Until(st.deadline)}
 		if vd := chain.Route(req.Ctx, &st.snap, &st.m, &st.view, st.deadline, env, &st.routing); vd != nil {
@@ -400,7 +407,7 @@ func (st *reqState) reset() {
 	st.m = machineZero
 	st.rec = Record{}
 	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
-	st.view, st.shaping, st.routing, st.rejected, st.rewrote = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false
+	st.view, st.shaping, st.routing, st.rejected, st.rewrote, st.upgrade = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false, ""
 	st.admitted, st.retryAfter = nil, 0
 	st.x = exchange{}
 	st.deadline, st.responded = time.Time{}, false
