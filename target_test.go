@@ -235,3 +235,33 @@ routes:
 		t.Errorf("X-Hop, named in the client's Connection, reached the endpoint: %q", v)
 	}
 }
+
+// A request body that is not valid chunked encoding is the client's
+// malformed request: 400, not a silent close (client_gone).
+func TestMalformedChunkedBodyIs400(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	for _, body := range []string{"zz\r\nhello\r\n0\r\n\r\n", "fffffffffffffffffff\r\n", "5\nhello\n0\n\n"} {
+		conn, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%s", body)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Errorf("%q: no answer: %v", body, err)
+			continue
+		}
+		if resp.StatusCode != 400 {
+			t.Errorf("%q: status %d, want 400", body, resp.StatusCode)
+		}
+		if r := h.expect("malformed"); r.Status != 400 {
+			t.Errorf("%q: record %+v", body, r)
+		}
+	}
+}

@@ -757,7 +757,7 @@ func (x *exchange) uploadBody() {
 			case isTimeout(er):
 				x.upErr = failure.New(failure.BodyTooSlow, "route %q: request body slower than limits.request.body_min_rate = %d B/s (grace %s)", st.route.Name, rule.rate, rule.grace)
 			default:
-				x.upErr = failure.Wrap(failure.ClientGone, er, "client went away during the request body")
+				x.upErr = bodyReadFailure(er)
 			}
 			x.c.Conn.Close()
 			return

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/gatehouse/gatehouse/core/failure"
 )
 
 // hopHeaders are removed in both directions (RFC 9110 section 7.6.1), plus
@@ -117,3 +119,22 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+// bodyReadFailure classifies a failed read of the request body: a body
+// that is not valid chunked encoding (a bad chunk size, a bare LF, a bad
+// trailer: net/http's reader reports these as plain errors) is the
+// client's malformed request, answered 400; anything else (the
+// connection closed or reset mid-body) is the client going away.
+func bodyReadFailure(err error) *failure.Error {
+	msg := err.Error()
+	for _, s := range malformedBody {
+		if strings.Contains(msg, s) {
+			return failure.Wrap(failure.Malformed, err, "malformed request body")
+		}
+	}
+	return failure.Wrap(failure.ClientGone, err, "client went away during the request body")
+}
+
+// malformedBody are the parts of net/http's chunked-reader errors (see
+// net/http/internal/chunked.go and transfer.go).
+var malformedBody = []string{"chunk", "header line too long", "trailer", "malformed"}

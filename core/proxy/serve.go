@@ -240,7 +240,7 @@ func (st *reqState) peekBody(n int64) *failure.Error {
 		if isTimeout(err) {
 			return failure.New(failure.DeadlineExceeded, "route %q: deadline exceeded reading the body for hooks", st.route.Name)
 		}
-		return failure.Wrap(failure.ClientGone, err, "client went away during the request body")
+		return bodyReadFailure(err)
 	}
 	if int64(len(buf)) > n {
 		st.view.Body, st.view.BodyTruncated = buf[:n], true
