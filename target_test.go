@@ -265,3 +265,49 @@ func TestMalformedChunkedBodyIs400(t *testing.T) {
 		}
 	}
 }
+
+// Behind a trusted proxy (trust_forwarded), the client is the address that
+// proxy added last to X-Forwarded-For, for hooks as for everything else;
+// without it, the peer, and the client's own forwarding claims (Forwarded,
+// X-Real-IP) do not reach the endpoint.
+func TestClientAddressBehindATrustedProxy(t *testing.T) {
+	got := make(chan http.Header, 1)
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	dir := t.TempDir()
+	script := filepath.Join(dir, "ip.js")
+	os.WriteFile(script, []byte(`exports.route = function (req) { return { setHeader: { "X-Seen-Client": req.clientIP } } };`), 0o644)
+	for _, trust := range []bool{false, true} {
+		cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `scripts:
+  - {name: ip, file: "`+script+`"}
+routes:
+  - name: app
+    service: app
+    hooks: [{script: ip, budget: 200ms}]
+`, 1)
+		if trust {
+			cfg = strings.Replace(cfg, `address: "127.0.0.1:0"}]`, `address: "127.0.0.1:0", trust_forwarded: true}]`, 1)
+		}
+		h := start(t, cfg, map[string]string{"APP": app})
+		req, _ := http.NewRequest("GET", h.url+"/x", nil)
+		req.Header.Add("X-Forwarded-For", "1.2.3.4")
+		req.Header.Add("X-Forwarded-For", "5.6.7.8, 203.0.113.9")
+		req.Header.Set("Forwarded", "for=6.6.6.6")
+		req.Header.Set("X-Real-IP", "6.6.6.6")
+		resp, err := client(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		hdr := <-got
+		want := "127.0.0.1"
+		if trust {
+			want = "203.0.113.9"
+		}
+		if v := hdr.Get("X-Seen-Client"); v != want {
+			t.Errorf("trust_forwarded %v: the hook saw client %q, want %q", trust, v, want)
+		}
+		if !trust && (hdr.Get("Forwarded") != "" || hdr.Get("X-Real-Ip") != "") {
+			t.Errorf("the client's Forwarded / X-Real-IP reached the endpoint: %q %q", hdr.Get("Forwarded"), hdr.Get("X-Real-Ip"))
+		}
+	}
+}

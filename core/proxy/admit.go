@@ -159,7 +159,7 @@ func (st *reqState) admit() bool {
 		case rl.byRoute:
 			key = "route"
 		default:
-			key = "ip:" + clientIP(st.req.RemoteAddr)
+			key = "ip:" + st.clientIP
 		}
 		d := rl.Take(st.req.Ctx, key, cost, st.deadline)
 		if !d.Allowed {

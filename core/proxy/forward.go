@@ -42,6 +42,12 @@ var (
 func (st *reqState) forward() {
 	req, svc := st.req, st.svc
 	upgrade := st.upgrade // stripped in serve
+	if strings.EqualFold(upgrade, "h2c") {
+		// HTTP/2 is the gateway's to speak with clients: an endpoint that
+		// took the upgrade would give the client a tunnel past the
+		// routes and hooks.
+		upgrade = ""
+	}
 	if req.ProtoMajor != 1 || req.Body != nil && req.ContentLength != 0 {
 		upgrade = "" // only bodiless HTTP/1.1 requests may switch protocols
 	}

@@ -79,6 +79,10 @@ func setForwarded(h http.Header, r *Request) {
 		}
 	} else {
 		h["X-Forwarded-Host"] = []string{r.Host}
+		// The other forwarding fields an endpoint may read are the
+		// client's claims too.
+		delete(h, "Forwarded")
+		delete(h, "X-Real-Ip")
 	}
 	h["X-Forwarded-For"] = []string{ip}
 	h["X-Forwarded-Proto"] = []string{proto}

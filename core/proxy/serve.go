@@ -6,7 +6,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,9 @@ type reqState struct {
 	// upgrade is the protocol the client asked to switch to, taken with
 	// the hop-by-hop fields before the route hooks' header edits.
 	upgrade string
+	// clientIP is the client's address (Request.clientIP), taken before
+	// the gateway adds to X-Forwarded-For.
+	clientIP string
 	// admitted is the limiter holding this request's slot (see admit);
 	// retryAfter, when set, goes with a 429/503 as Retry-After.
 	admitted   *admission.Limiter
@@ -110,6 +115,7 @@ var (
 func (rt *Runtime) Serve(cs ClientSide, req *Request) (abort bool) {
 	st := statePool.Get().(*reqState)
 	st.rt, st.req, st.cs = rt, req, cs
+	st.clientIP = req.clientIP()
 	st.m.Start(rt.shared.passports.Get(rt.shared.Clock, req.Start))
 	st.m.To(passport.HeadersRead)
 	if s := rt.shared.Tracing.Load(); s != nil {
@@ -224,7 +230,7 @@ func (st *reqState) buildView() {
 		scheme = "https"
 	}
 	st.view = sdk.Request{ID: req.ID, Method: req.Method, Scheme: scheme, Host: req.Host, Path: req.Path,
-		RawQuery: req.RawQuery, Header: sdk.Header(req.Header), ClientIP: clientIP(req.RemoteAddr),
+		RawQuery: req.RawQuery, Header: sdk.Header(req.Header), ClientIP: st.clientIP,
 		TLS: req.TLSInfo, Route: st.route.Name, Service: st.svc.Name}
 }
 
@@ -352,7 +358,10 @@ func (st *reqState) finish() {
 	rec := &st.rec
 	req := st.req
 	rec.ID, rec.Listener, rec.Method, rec.Host, rec.Path, rec.Proto = req.ID, req.Listener, req.Method, req.Host, req.Path, req.ProtoMajor
-	rec.ClientIP = clientIP(req.RemoteAddr)
+	rec.ClientIP = st.clientIP
+	if rec.ClientIP == "" {
+		rec.ClientIP = clientIP(req.RemoteAddr)
+	}
 	rec.Outcome = st.m.Outcome
 	if st.m.State() != passport.Done && st.m.State() != passport.Failed {
 		// A path that forgot to end the machine is a bug; never lose the request.
@@ -386,6 +395,26 @@ func clientIP(addr string) string {
 	return addr
 }
 
+// clientIP returns the client's address: the connection's peer, or, on a
+// listener behind a trusted proxy (TrustForwarded), the last address of
+// X-Forwarded-For, the one that proxy added (those before it are the
+// client's own claims). Hooks, rate-limit keys and the access log use it:
+// behind a load balancer the peer is the balancer, the same for everyone.
+func (r *Request) clientIP() string {
+	if r.TrustForwarded {
+		if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := net.ParseIP(textproto.TrimString(last)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	return clientIP(r.RemoteAddr)
+}
+
 // Abandoned records a connection that ended before a request reached the
 // engine (header timeout, malformed head, head too large, client gone): a
 // passport ACCEPTED → FAILED(kind) through the usual observers.
@@ -407,7 +436,7 @@ func (st *reqState) reset() {
 	st.m = machineZero
 	st.rec = Record{}
 	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
-	st.view, st.shaping, st.routing, st.rejected, st.rewrote, st.upgrade = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false, ""
+	st.view, st.shaping, st.routing, st.rejected, st.rewrote, st.upgrade, st.clientIP = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false, "", ""
 	st.admitted, st.retryAfter = nil, 0
 	st.x = exchange{}
 	st.deadline, st.responded = time.Time{}, false
