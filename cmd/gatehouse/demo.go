@@ -79,13 +79,29 @@ func ordersHandler() http.Handler {
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "public listener address")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listener address")
-	if err := fs.Parse(args); err != nil {
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "demo: unexpected argument %q\nusage: gatehouse demo [--listen ADDR] [--admin ADDR]\n", fs.Arg(0))
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveDemo(ctx, *listen, *adminAddr, stdout, stderr)
+}
+
+// serveDemo starts the demo backends and the gateway on them, prints the
+// banner and serves until ctx ends.
+func serveDemo(ctx context.Context, listen, adminAddr string, stdout, stderr io.Writer) int {
 	var backends []*demoBackend
+	defer func() {
+		for _, b := range backends {
+			b.srv.Close()
+		}
+	}()
 	for _, b := range []struct {
 		name string
 		h    http.Handler
@@ -97,7 +113,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		backends = append(backends, be)
 	}
-	text := strings.NewReplacer("{{LISTEN}}", *listen, "{{ADMIN}}", *adminAddr).Replace(demoConfig)
+	text := strings.NewReplacer("{{LISTEN}}", listen, "{{ADMIN}}", adminAddr).Replace(demoConfig)
 	for _, b := range backends {
 		text = strings.ReplaceAll(text, "{{"+b.name+"}}", b.addr)
 	}
@@ -112,6 +128,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	base := "http://" + g.Addr("public").String()
+	slow := slowOrdersNote(cfg)
 	fmt.Fprintf(stdout, `Gatehouse demo
   gateway  %[1]s
   admin    http://%[2]s   (open it in a browser: the live state machine; /metrics, /admin/passports, /admin/api/key)
@@ -120,21 +137,34 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 Try:
   curl -i %[1]s/users/42                          round robin over two instances
   curl -i %[1]s/orders/7
-  curl -i %[1]s/orders/slow                       504: upstream response header timeout (1s)
+  curl -i %[1]s/orders/slow                       %[6]s
   curl -i %[1]s/nowhere                           404: no route
   curl -i -X POST --data-binary @/etc/os-release %[1]s/echo   streamed both ways
   curl -s http://%[2]s/admin/passports | head -40 what each request did
 Stop with Ctrl-C.
-`, base, g.AdminAddr(), backends[0].addr, backends[1].addr, backends[2].addr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err = g.Serve(ctx)
-	for _, b := range backends {
-		b.srv.Close()
-	}
-	if err != nil {
+`, base, g.AdminAddr(), backends[0].addr, backends[1].addr, backends[2].addr, slow)
+	if err := g.Serve(ctx); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// slowOrdersNote says what /orders/slow answers, from the demo's own
+// settings: each attempt gives up waiting for the response header after the
+// orders service's header timeout, the failed attempt is retried (it is a
+// GET, safe to retry), and the route's deadline ends the request first.
+func slowOrdersNote(cfg *config.Config) string {
+	var header, deadline time.Duration
+	for _, s := range cfg.Services {
+		if s.Name == "orders" {
+			header = s.Limits.Upstream.HeaderTimeout.Std()
+		}
+	}
+	for _, r := range cfg.Routes {
+		if r.Name == "orders" {
+			deadline = r.Limits.Request.Deadline.Std()
+		}
+	}
+	return fmt.Sprintf("504 after %s (outcome deadline_exceeded): header timeout %s, retried, then the route's deadline", deadline, header)
 }

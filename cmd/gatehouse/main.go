@@ -1,13 +1,14 @@
 // Command gatehouse runs the gateway.
 //
-//	gatehouse run -c gatehouse.yaml [--log-format console]   serve, reload on change or SIGHUP
-//	gatehouse check -c gatehouse.yaml                        validate, start each plugin once; every error, non-zero exit
-//	gatehouse demo                                           embedded config and demo backends
-//	gatehouse script test FILE [--cases CASES.yaml]          run a script against example requests
+//	gatehouse run [-c] gatehouse.yaml [--log-format console]   serve, reload on change or SIGHUP
+//	gatehouse check [-c] gatehouse.yaml                        build it as run would, without listening; every error, non-zero exit
+//	gatehouse demo                                             embedded config and demo backends
+//	gatehouse script test FILE [--cases CASES.yaml]            run a script against example requests
 //	gatehouse version
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -28,8 +30,8 @@ func main() {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  gatehouse run -c FILE [--log-format json|console]
-  gatehouse check -c FILE
+  gatehouse run [-c] FILE [--log-format json|console]     (FILE defaults to gatehouse.yaml)
+  gatehouse check [-c] FILE [--log-format json|console]
   gatehouse demo [--listen ADDR] [--admin ADDR]
   gatehouse script test FILE [--cases CASES.yaml]
   gatehouse version
@@ -43,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
@@ -62,13 +64,93 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func configFlags(name string, args []string, stderr io.Writer) (fs *flag.FlagSet, path, format *string, err error) {
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path = fs.String("c", "gatehouse.yaml", "configuration file")
-	format = fs.String("log-format", "", "log format: json or console (overrides logging.format)")
-	err = fs.Parse(args)
-	return
+// parseFlags parses args with fs, sending -h's help to stdout and a usage
+// error to stderr. done reports that the command is over, with code 0
+// after -h and 2 after a usage error.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		io.Copy(stdout, &out)
+		return 0, true
+	case err != nil:
+		io.Copy(stderr, &out)
+		return 2, true
+	}
+	return 0, false
+}
+
+// configArgs are what run and check are given: the configuration file and
+// the log format that overrides its logging.format ("" keeps the file's).
+type configArgs struct{ path, format string }
+
+// defaultConfigPath is the configuration file when none is named.
+const defaultConfigPath = "gatehouse.yaml"
+
+// parseConfigArgs reads run's and check's arguments: the file as -c FILE or
+// as the one positional argument (flags may come before or after it), and
+// --log-format. Anything else is a usage error that names it. done and
+// code are as parseFlags returns them.
+func parseConfigArgs(name string, args []string, stdout, stderr io.Writer) (ca configArgs, code int, done bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	flagPath := fs.String("c", defaultConfigPath, "configuration file (or give it as the argument)")
+	format := fs.String("log-format", "", "log format: json or console (overrides logging.format)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: gatehouse %s [-c] FILE [--log-format json|console]   (FILE defaults to %s)\n", name, defaultConfigPath)
+		fs.PrintDefaults()
+	}
+	usageErr := func(format string, a ...any) (configArgs, int, bool) {
+		fmt.Fprintf(stderr, "%s: %s\n", name, fmt.Sprintf(format, a...))
+		fmt.Fprintf(stderr, "usage: gatehouse %s [-c] FILE [--log-format json|console]\n", name)
+		return configArgs{}, 2, true
+	}
+	// flag stops at the first argument that is not a flag: parse again
+	// after each one, so that flags after the file are not dropped.
+	var positional []string
+	for rest := args; len(rest) > 0; {
+		if code, done := parseFlags(fs, rest, stdout, stderr); done {
+			return configArgs{}, code, true
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			break
+		}
+		if n := len(rest) - len(left); n > 0 && rest[n-1] == "--" {
+			positional = append(positional, left...) // after "--" nothing is a flag
+			break
+		}
+		positional, rest = append(positional, left[0]), left[1:]
+	}
+	if len(positional) > 1 {
+		return usageErr("unexpected argument %q: one configuration file at a time (already %q)", positional[1], positional[0])
+	}
+	path := *flagPath
+	if len(positional) == 1 {
+		cSet := false
+		fs.Visit(func(f *flag.Flag) { cSet = cSet || f.Name == "c" })
+		if cSet && filepath.Clean(*flagPath) != filepath.Clean(positional[0]) {
+			return usageErr("-c %q and the argument %q name different configuration files: give one", *flagPath, positional[0])
+		}
+		path = positional[0]
+	}
+	switch *format {
+	case "", "json", "console":
+	default:
+		return usageErr("--log-format: must be json or console, got %q", *format)
+	}
+	return configArgs{path: path, format: *format}, 0, false
+}
+
+// loadConfig loads the configuration file with the log format, when set,
+// in place of the file's logging.format.
+func loadConfig(path, format string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err == nil && format != "" {
+		cfg.Logging.Format = format
+	}
+	return cfg, err
 }
 
 // printErrors lists every configuration error, one per line.
@@ -83,47 +165,21 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	_, path, _, err := configFlags("check", args, stderr)
-	if err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		printErrors(stderr, err)
-		return 1
-	}
-	if !checkScripts(cfg, stderr) {
-		return 1
-	}
-	if !checkPlugins(cfg, stderr) {
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d services, %d routes)\n", *path, len(cfg.Listeners), len(cfg.Services), len(cfg.Routes))
-	return 0
-}
-
-func cmdRun(args []string, stderr io.Writer) int {
-	_, path, format, err := configFlags("run", args, stderr)
-	if err != nil {
-		return 2
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	ca, code, done := parseConfigArgs("run", args, stdout, stderr)
+	if done {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serveFile(ctx, *path, *format, stderr, nil)
+	return serveFile(ctx, ca.path, ca.format, stderr, nil)
 }
 
 // serveFile runs the gateway from a configuration file until ctx ends,
 // reloading it when the file changes and on SIGHUP. started, if not nil,
 // is called once the gateway is built.
 func serveFile(ctx context.Context, path, format string, stderr io.Writer, started func(*gatehouse.Gateway)) int {
-	load := func() (*config.Config, error) {
-		cfg, err := config.Load(path)
-		if err == nil && format != "" {
-			cfg.Logging.Format = format
-		}
-		return cfg, err
-	}
+	load := func() (*config.Config, error) { return loadConfig(path, format) }
 	cfg, err := load()
 	if err != nil {
 		printErrors(stderr, err)

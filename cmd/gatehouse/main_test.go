@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,5 +186,133 @@ func TestCheckCompilesScripts(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "-c", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "s.js:2:") {
 		t.Fatalf("check with a script that requires fs: exit %d, err %q", code, errb.String())
+	}
+}
+
+// Regression: a configuration reached through a directory symlink, as a
+// Kubernetes ConfigMap mounts it (gatehouse.yaml -> ..data/gatehouse.yaml,
+// ..data -> ..v1, swapped for ..v2 by renaming a new symlink over it), was
+// never reloaded by the file watcher: only SIGHUP worked.
+func TestRunReloadsOnConfigMapSymlinkSwap(t *testing.T) {
+	v1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v1") }))
+	defer v1.Close()
+	v2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "v2") }))
+	defer v2.Close()
+	addr := freeAddr(t)
+	text := func(backend string) string {
+		return "listeners: [{name: public, address: \"" + addr + "\"}]\nadmin: {address: \"127.0.0.1:0\"}\n" +
+			"logging: {access_log: false}\nservices: [{name: s, endpoints: [\"" + backend + "\"]}]\nroutes: [{name: r, service: s}]\n"
+	}
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(filepath.Join(dir, "..v1"), 0o755))
+	writeFile(t, filepath.Join(dir, "..v1", "gatehouse.yaml"), text(v1.Listener.Addr().String()), 0o644)
+	must(os.Symlink("..v1", filepath.Join(dir, "..data")))
+	must(os.Symlink(filepath.Join("..data", "gatehouse.yaml"), filepath.Join(dir, "gatehouse.yaml")))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	started := make(chan *gatehouse.Gateway, 1)
+	exited := make(chan int, 1)
+	go func() {
+		exited <- serveFile(ctx, filepath.Join(dir, "gatehouse.yaml"), "", logs, func(g *gatehouse.Gateway) { started <- g })
+	}()
+	select {
+	case <-started:
+	case code := <-exited:
+		t.Fatalf("exited %d; logs:\n%s", code, logs.String())
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	body := func() string {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("v1 served", func() bool { return body() == "v1" })
+
+	// The kubelet's update: a new version directory, a new symlink renamed
+	// over ..data (mv -T), the old version removed.
+	must(os.Mkdir(filepath.Join(dir, "..v2"), 0o755))
+	writeFile(t, filepath.Join(dir, "..v2", "gatehouse.yaml"), text(v2.Listener.Addr().String()), 0o644)
+	must(os.Symlink("..v2", filepath.Join(dir, "..data_tmp")))
+	must(os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(os.RemoveAll(filepath.Join(dir, "..v1")))
+	waitFor("v2 served after the symlink swap", func() bool { return body() == "v2" })
+
+	// An edit in place of the file the symlinks lead to is seen too.
+	writeFile(t, filepath.Join(dir, "..v2", "gatehouse.yaml"), text(v1.Listener.Addr().String()), 0o644)
+	waitFor("v1 served after the target was edited", func() bool { return body() == "v1" })
+
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Fatalf("exit code %d; logs:\n%s", code, logs.String())
+	}
+}
+
+// Regression: the demo banner promised "504: upstream response header
+// timeout (1s)" for /orders/slow; the attempt is retried and the route's
+// deadline answers, later. The banner must say what the request gets.
+func TestDemoBannerTellsWhatSlowOrdersGets(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	exited := make(chan int, 1)
+	go func() { exited <- serveDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", out, errb) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Stop with Ctrl-C.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner; out %q err %q", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`curl -i (\S+)/orders/slow +(\d+) after (\S+) \(outcome (\w+)\)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("the banner does not say what /orders/slow gets:\n%s", out.String())
+	}
+	base, wantStatus, wantOutcome := m[1], m[2], m[4]
+	after, err := time.ParseDuration(m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
+	resp, err := c.Get(base + "/orders/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if strconv.Itoa(resp.StatusCode) != wantStatus || !strings.Contains(string(b), "outcome: "+wantOutcome) {
+		t.Errorf("/orders/slow got %d %q; the banner says %s, outcome %s", resp.StatusCode, b, wantStatus, wantOutcome)
+	}
+	if took < after || took > after+time.Second {
+		t.Errorf("/orders/slow answered after %v; the banner says after %v", took, after)
+	}
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Fatalf("demo exit %d; err %q", code, errb.String())
 	}
 }

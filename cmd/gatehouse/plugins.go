@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/rs/zerolog"
 
@@ -12,11 +11,11 @@ import (
 	"github.com/gatehouse/gatehouse/plugins"
 )
 
-// checkPlugins starts every configured plugin as the gateway would
-// (handshake, its configuration, a health check, within its start_timeout)
-// and stops it again; it reports each one that does not start.
-func checkPlugins(cfg *config.Config, stderr io.Writer) bool {
-	ok := true
+// checkPlugins starts every configured plugin as run does (handshake, its
+// configuration, a health check, within its start_timeout) and stops it
+// again; errors are worded as run's.
+func checkPlugins(cfg *config.Config) config.Errors {
+	var es config.Errors
 	for i, pc := range cfg.Plugins {
 		o, err := gatehouse.PluginOptions(pc, zerolog.Nop())
 		if err == nil {
@@ -27,8 +26,7 @@ func checkPlugins(cfg *config.Config, stderr io.Writer) bool {
 				continue
 			}
 		}
-		fmt.Fprintf(stderr, "plugins[%d] (%s): %v\n", i, pc.Name, err)
-		ok = false
+		es = append(es, cfg.ErrorAt(fmt.Sprintf("plugins[%d].path", i), fmt.Sprintf("plugin %q did not start: %v", pc.Name, err)))
 	}
-	return ok
+	return es
 }

@@ -16,19 +16,23 @@ import (
 // cmdScript runs `gatehouse script test FILE --cases CASES.yaml`: the edit
 // and test loop of a script author.
 func cmdScript(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: gatehouse script test FILE [--cases CASES.yaml]   (a cases file may set config: for gatehouse.config)"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: gatehouse script test FILE [--cases CASES.yaml]   (a cases file may set config: for gatehouse.config)")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("script test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cases := fs.String("cases", "", "cases file (default: the one the script ships, FILE.cases.yaml or cases.yaml in a bundle)")
 	// Accept the flag before or after the file.
 	var file string
 	rest := args[1:]
 	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			return 2
+		if code, done := parseFlags(fs, rest, stdout, stderr); done {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -70,30 +74,23 @@ func cmdScript(args []string, stdout, stderr io.Writer) int {
 }
 
 // checkScripts compiles every configured script and runs the cases it
-// ships, as a reload would before swapping it in.
-func checkScripts(cfg *config.Config, stderr io.Writer) bool {
-	ok := true
+// ships, as run does before a script serves; errors are worded as run's.
+func checkScripts(cfg *config.Config) config.Errors {
+	var es config.Errors
 	for i, sc := range cfg.Scripts {
+		path := fmt.Sprintf("scripts[%d].file", i)
 		s, err := scripts.Compile(sc.File, gatehouse.ScriptOptions(sc, zerolog.Nop()))
-		if err != nil {
-			fmt.Fprintf(stderr, "scripts[%d] (%s): %v\n", i, sc.Name, err)
-			ok = false
-			continue
-		}
-		if p := s.CasesPath(); p != "" {
-			rep, err := scripts.RunCases(s, p)
-			if err != nil || !rep.OK() {
-				fmt.Fprintf(stderr, "scripts[%d] (%s): its cases fail:\n%v%s", i, sc.Name, errOrEmpty(err), rep.String())
-				ok = false
+		if err == nil {
+			if p := s.CasesPath(); p != "" {
+				var rep scripts.CaseReport
+				if rep, err = scripts.RunCases(s, p); err == nil && !rep.OK() {
+					err = &scripts.CasesError{Report: rep}
+				}
 			}
 		}
+		if err != nil {
+			es = append(es, cfg.ErrorAt(path, err.Error()))
+		}
 	}
-	return ok
-}
-
-func errOrEmpty(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error() + "\n"
+	return es
 }

@@ -247,6 +247,29 @@ routes:
 		want: []string{`gatehouse.yaml:5:5: listeners[1].address: duplicate listener address "127.0.0.1:08080" (also listeners[0].address, line 3)`},
 	},
 	{
+		// Regression: check said ok and run failed binding the admin listener.
+		name: "admin address equal to a listener's",
+		src:  listener + "admin:\n  address: 127.0.0.1:8080\n",
+		want: []string{`gatehouse.yaml:5:3: admin.address: "127.0.0.1:8080" is taken by a listener (also listeners[0].address, line 3): the admin listener needs an address of its own`},
+	},
+	{
+		name: "admin on a wildcard over a listener's port",
+		src:  listener + "admin:\n  address: \":8080\"\n  token: t\n",
+		want: []string{`gatehouse.yaml:5:3: admin.address: ":8080" is taken by a listener (also listeners[0].address, line 3): the admin listener needs an address of its own`},
+	},
+	{
+		name: "listener on a specific host under another's wildcard",
+		src: `listeners:
+  - name: public
+    address: 0.0.0.0:8080
+  - name: private
+    address: 127.0.0.1:8080
+  - name: other
+    address: "[::1]:8080"
+`,
+		want: []string{`gatehouse.yaml:5:5: listeners[1].address: listener address "127.0.0.1:8080" overlaps "0.0.0.0:8080" (also listeners[0].address, line 3): both would bind port 8080`},
+	},
+	{
 		name: "bad listener address",
 		src: `listeners:
   - name: public
@@ -309,7 +332,7 @@ routes:
     endpoints: [10.0.0.1:80]
     balancer: ""
 `,
-		want: []string{`gatehouse.yaml:7:5: services[0].balancer: must not be empty; leave the key out for the default "round_robin"`},
+		want: []string{`gatehouse.yaml:7:5: services[0].balancer: must not be empty; leave the key out for the default "p2c_ewma"`},
 	},
 	{
 		name: "unknown protocol",
@@ -486,7 +509,7 @@ gatehouse.yaml:15:5: limits.request.deadline: missing value
 gatehouse.yaml:17:5: limits.upstream: unknown key "conect_timeout"; did you mean "connect_timeout"?
 gatehouse.yaml:21:5: services[0].protocol: must be one of http1, h2c, h2; got "h3"
 gatehouse.yaml:22:5: services[1].name: duplicate service name "users" (also services[0].name, line 19)
-gatehouse.yaml:24:5: services[1].balancer: must not be empty; leave the key out for the default "round_robin"`
+gatehouse.yaml:24:5: services[1].balancer: must not be empty; leave the key out for the default "p2c_ewma"`
 
 // TestAliasExpansionBounded pins that a small file whose aliases expand to
 // millions of values is refused instead of being decoded for seconds.

@@ -292,13 +292,47 @@ func (k *checker) listeners() {
 		} else if msg := checkAddress(l.Address, false); msg != "" {
 			k.add(p+".address", "%s", msg)
 		} else {
+			_, dup := addrs[normalAddress(l.Address)]
 			k.unique(p+".address", "listener address", l.Address, normalAddress(l.Address), addrs)
+			for j, prev := range k.c.Listeners[:i] {
+				if !dup && checkAddress(prev.Address, false) == "" && overlaps(prev.Address, l.Address) {
+					_, port, _ := net.SplitHostPort(l.Address)
+					k.add(p+".address", "listener address %s overlaps %s (%s): both would bind port %s",
+						quote(l.Address), quote(prev.Address), k.also(fmt.Sprintf("listeners[%d].address", j)), port)
+					break
+				}
+			}
 		}
 		if l.TLS != nil {
 			k.readable(p+".tls.cert", l.TLS.Cert)
 			k.readable(p+".tls.key", l.TLS.Key)
 		}
 	}
+}
+
+// overlaps reports whether two valid listen addresses would bind the same
+// socket: the same port (not 0, which always gets a free one) on the same
+// host, or on a host and a wildcard that covers it ("" and "::" cover every
+// address, "0.0.0.0" every IPv4 one). Host names other than the wildcards
+// are compared as written: what they resolve to is known only at bind time.
+func overlaps(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if na != nb || na == 0 {
+		return false
+	}
+	ia, ib := net.ParseIP(ha), net.ParseIP(hb)
+	allA, allB := ha == "" || ia != nil && ia.Equal(net.IPv6unspecified), hb == "" || ib != nil && ib.Equal(net.IPv6unspecified)
+	v4A, v4B := ia != nil && ia.Equal(net.IPv4zero), ib != nil && ib.Equal(net.IPv4zero)
+	switch {
+	case allA || allB:
+		return true
+	case ia != nil && ib != nil:
+		return ia.Equal(ib) || v4A && ib.To4() != nil || v4B && ia.To4() != nil
+	}
+	return strings.EqualFold(ha, hb)
 }
 
 // unique reports a missing value, or one whose key is already in seen; it
@@ -353,6 +387,15 @@ func (k *checker) admin() {
 	host, _, _ := net.SplitHostPort(a.Address)
 	if !isLoopback(host) && a.Token == "" {
 		k.add("admin.token", "required when admin.address %s is not a loopback address", quote(a.Address))
+	}
+	// The admin listener binds after the public ones: sharing an address
+	// with one of them would fail at startup, after the gateway was built.
+	for i, l := range k.c.Listeners {
+		if checkAddress(l.Address, false) == "" && overlaps(l.Address, a.Address) {
+			k.add("admin.address", "%s is taken by a listener (%s): the admin listener needs an address of its own",
+				quote(a.Address), k.also(fmt.Sprintf("listeners[%d].address", i)))
+			break
+		}
 	}
 }
 
@@ -411,7 +454,7 @@ func (k *checker) services() {
 			k.unique(ep, "endpoint", e, normalAddress(e), seen)
 		}
 		if s.Balancer == "" {
-			k.add(p+".balancer", "must not be empty; leave the key out for the default \"round_robin\"")
+			k.add(p+".balancer", "must not be empty; leave the key out for the default %s", quote(k.c.NewService("").Balancer))
 		}
 		switch s.Protocol {
 		case "http1", "h2c", "h2":
