@@ -50,8 +50,10 @@ type Listener struct {
 	// H2C serves cleartext HTTP/2 (prior knowledge) beside HTTP/1.1. Default false.
 	H2C bool `yaml:"h2c"`
 	// TrustForwarded appends to an incoming X-Forwarded-For and keeps incoming
-	// X-Forwarded-Proto/-Host instead of replacing them. Only for listeners
-	// behind a trusted proxy. Default false.
+	// X-Forwarded-Proto/-Host (and Forwarded, X-Real-IP) instead of replacing
+	// or dropping them, and takes the client's address (for hooks, rate-limit
+	// keys and logs) from the last X-Forwarded-For entry, the one the proxy
+	// in front added. Only for listeners behind a trusted proxy. Default false.
 	TrustForwarded bool `yaml:"trust_forwarded"`
 }
 
