@@ -162,7 +162,9 @@ func sizeReject(r *Reject) int {
 	return sizeMsg(sizeRejectBody(r))
 }
 
-func sizeRejectBody(r *Reject) int { return sizeVarint(i32(r.Status)) + sizeMap(r.Header) + sizeStr(r.Body) }
+func sizeRejectBody(r *Reject) int {
+	return sizeVarint(i32(r.Status)) + sizeMap(r.Header) + sizeStr(r.Body)
+}
 
 func sizeValidateDecision(d *ValidateDecision) int {
 	if d == nil {
