@@ -315,6 +315,10 @@ func buildBindings(cfg *config.Config, path string, bs []config.HookBinding, sha
 			if err != nil {
 				return nil, configError(cfg, p+".go", err)
 			}
+			// A phase the hook does not implement would never run it.
+			if err := hook.CheckPhases(b.Go, impl, hb.Phases); err != nil {
+				return nil, configError(cfg, p+".phases", err)
+			}
 			hb.Name = b.Go
 			hb.Source = hook.Static{V: hook.NewVersion(b.Go, impl, "go")}
 		case b.Plugin != "":
