@@ -38,9 +38,17 @@ var Version = "dev"
 
 // Gateway is a running gateway.
 type Gateway struct {
-	log     zerolog.Logger
-	level   *levelWriter // nil when the logger came from WithLogger
-	access  zerolog.Logger
+	log        zerolog.Logger
+	logSink    *logSink // nil when the logger came from WithLogger
+	access     zerolog.Logger
+	accessSink *logSink // nil when the access logger came from WithAccessLog
+	accessLog  *accesslog.Logger
+	// logOut and accessOut are where the gateway's own loggers write
+	// (default stderr and stdout); givenLog and givenAccess say that
+	// WithLogger and WithAccessLog replaced them.
+	logOut, accessOut     io.Writer
+	givenLog, givenAccess bool
+
 	shared  *proxy.Shared
 	metrics *metrics.Metrics
 	rt      atomic.Pointer[proxy.Runtime]
@@ -70,11 +78,35 @@ type Gateway struct {
 // Option adjusts a Gateway at construction.
 type Option func(*Gateway)
 
-// WithLogger sets the process logger (default: from cfg.Logging, to stderr).
-func WithLogger(lg zerolog.Logger) Option { return func(g *Gateway) { g.log, g.level = lg, nil } }
+// WithLogger sets the process logger (default: from cfg.Logging, to
+// stderr). The embedding program owns its level and format: a reload
+// changing logging.level or logging.format does not change it (and says so).
+func WithLogger(lg zerolog.Logger) Option {
+	return func(g *Gateway) { g.log, g.givenLog = lg, true }
+}
 
-// WithAccessLog sets where access log lines go (default: stdout, in cfg.Logging's format).
-func WithAccessLog(lg zerolog.Logger) Option { return func(g *Gateway) { g.access = lg } }
+// WithAccessLog sets the logger access log lines go to (default: stdout, in
+// cfg.Logging's format). Every request is logged to it, successes at info
+// and failures at warn, whatever logging.level says, while
+// logging.access_log is on.
+func WithAccessLog(lg zerolog.Logger) Option {
+	return func(g *Gateway) { g.access, g.givenAccess = lg, true }
+}
+
+// WithLogOutput sets where the gateway's own loggers write: the process
+// log to process (default stderr) and the access log to access (default
+// stdout); nil keeps the default. Both follow logging.format, the process
+// log logging.level, and a reload applies changes to either.
+func WithLogOutput(process, access io.Writer) Option {
+	return func(g *Gateway) {
+		if process != nil {
+			g.logOut = process
+		}
+		if access != nil {
+			g.accessOut = access
+		}
+	}
+}
 
 // WithSource sets how /admin/reload re-reads the configuration (for example
 // from the file the gateway was started with). Without it, admin reload is refused.
@@ -89,44 +121,89 @@ func WithObserver(o proxy.Observer) Option {
 // observe.tracing (which must still be enabled), for embedding programs and tests.
 func WithSpanExporter(exp sdktrace.SpanExporter) Option { return func(g *Gateway) { g.spanExp = exp } }
 
-// NewLogger builds a logger for the logging settings, writing to w.
+// NewLogger builds a logger for the logging settings (level and format),
+// writing to w.
 func NewLogger(l config.Logging, w io.Writer) zerolog.Logger {
-	lg, _ := newLevelledLogger(l, w)
-	return lg
+	return zerolog.New(newLogSink(w, l, true)).With().Timestamp().Logger()
 }
 
 func init() { zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" }
 
-// levelWriter drops events below a level that a reload may change.
-type levelWriter struct {
-	w   io.Writer
-	min atomic.Int32
+// logSink is what a logger the gateway builds writes to: it applies
+// logging.format and, for the process log, logging.level, so that a reload
+// can change both without replacing the loggers handed out to listeners,
+// scripts and plugins. The access log's sink has no level: it writes one
+// line per request whatever the process log's level.
+type logSink struct {
+	out    io.Writer
+	levels bool         // drop lines below min (the process log)
+	min    atomic.Int32 // a zerolog.Level
+	w      atomic.Pointer[formatted]
 }
 
-func (lw *levelWriter) Write(p []byte) (int, error) { return lw.w.Write(p) }
+// formatted is out in one logging.format: as it is (json) or through a
+// zerolog.ConsoleWriter (console).
+type formatted struct {
+	format string
+	w      io.Writer
+}
 
-func (lw *levelWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	if int32(l) < lw.min.Load() {
+func newLogSink(out io.Writer, l config.Logging, levels bool) *logSink {
+	s := &logSink{out: out, levels: levels}
+	s.apply(l)
+	return s
+}
+
+// apply switches the sink to l's level and format; lines being written
+// finish in the previous ones.
+func (s *logSink) apply(l config.Logging) {
+	if s.levels {
+		lvl, err := zerolog.ParseLevel(l.Level)
+		if err != nil || l.Level == "" {
+			lvl = zerolog.InfoLevel // NewLogger may get settings config.Validate has not seen
+		}
+		s.min.Store(int32(lvl))
+	}
+	if cur := s.w.Load(); cur != nil && cur.format == l.Format {
+		return
+	}
+	f := &formatted{format: l.Format, w: s.out}
+	if l.Format == "console" {
+		f.w = zerolog.ConsoleWriter{Out: s.out, TimeFormat: "15:04:05.000"}
+	}
+	s.w.Store(f)
+}
+
+func (s *logSink) Write(p []byte) (int, error) { return s.w.Load().w.Write(p) }
+
+func (s *logSink) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if s.levels && int32(l) < s.min.Load() {
 		return len(p), nil
 	}
-	return lw.w.Write(p)
+	return s.Write(p)
 }
 
-func (lw *levelWriter) set(level string) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		lvl = zerolog.InfoLevel
+// applyLogging applies a reload's logging settings to the loggers the
+// gateway built, and says what changed. g.mu is held.
+func (g *Gateway) applyLogging(old, next config.Logging) {
+	if g.logSink != nil {
+		g.logSink.apply(next)
 	}
-	lw.min.Store(int32(lvl))
-}
-
-func newLevelledLogger(l config.Logging, w io.Writer) (zerolog.Logger, *levelWriter) {
-	if l.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	if g.accessSink != nil {
+		g.accessSink.apply(next)
 	}
-	lw := &levelWriter{w: w}
-	lw.set(l.Level)
-	return zerolog.New(lw).With().Timestamp().Logger(), lw
+	g.accessOn.Store(next.AccessLog)
+	if old == next {
+		return
+	}
+	g.log.Info().Str("log_level", next.Level).Str("log_format", next.Format).Bool("access_log", next.AccessLog).
+		Msg("logging settings applied")
+	if g.givenLog && (old.Level != next.Level || old.Format != next.Format) {
+		g.log.Warn().Msg("logging.level and logging.format do not apply to the process logger the embedding program gave (WithLogger); it keeps its own")
+	}
+	if g.givenAccess && old.Format != next.Format {
+		g.log.Warn().Msg("logging.format does not apply to the access logger the embedding program gave (WithAccessLog); it keeps its own")
+	}
 }
 
 // New validates cfg, binds the listeners and the admin listener, and
@@ -136,9 +213,8 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: c, shared: &proxy.Shared{}, listeners: map[string]*inbound.Listener{}, stop: make(chan struct{})}
-	g.log, g.level = newLevelledLogger(c.Logging, os.Stderr)
-	g.access = NewLogger(c.Logging, os.Stdout)
+	g := &Gateway{cfg: c, shared: &proxy.Shared{}, listeners: map[string]*inbound.Listener{}, stop: make(chan struct{}),
+		logOut: os.Stderr, accessOut: os.Stdout}
 	g.metrics = metrics.NewWithOptions(metrics.Options{InFlight: func() float64 { return float64(g.shared.InFlight()) },
 		Passports: c.Observe.Passports})
 	g.metrics.Registry.MustRegister(metrics.EndpointCollector{Endpoints: g.endpointStats}, metrics.TraceCollector{Stats: g.traceStats})
@@ -147,10 +223,10 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		return g.current().Shaping()
 	}})
 	g.metrics.Registry.MustRegister(g.plugins.collector())
-	al := accesslog.New(g.access)
+	// g.accessLog is set once the options are applied, before any request.
 	g.shared.Observers = []proxy.Observer{proxy.ObserverFunc(func(r *proxy.Record) {
 		if g.accessOn.Load() {
-			al.Observe(r)
+			g.accessLog.Observe(r)
 		}
 	})}
 	if c.Observe.Metrics {
@@ -159,6 +235,15 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	if !g.givenLog {
+		g.logSink = newLogSink(g.logOut, c.Logging, true)
+		g.log = zerolog.New(g.logSink).With().Timestamp().Logger()
+	}
+	if !g.givenAccess {
+		g.accessSink = newLogSink(g.accessOut, c.Logging, false)
+		g.access = zerolog.New(g.accessSink).With().Timestamp().Logger()
+	}
+	g.accessLog = accesslog.New(g.access)
 	if err := g.startTracing(c.Observe.Tracing); err != nil {
 		return nil, err
 	}
@@ -350,6 +435,12 @@ func (g *Gateway) Addr(name string) net.Addr {
 // AdminAddr returns the admin listener's bound address.
 func (g *Gateway) AdminAddr() net.Addr { return g.admin.Addr() }
 
+// Logger returns the process logger: the one given with WithLogger, or the
+// gateway's own, whose level and format follow reloads. A program that logs
+// its own lines about the gateway (reloads on SIGHUP) should use it, so that
+// they follow logging.level and logging.format too.
+func (g *Gateway) Logger() zerolog.Logger { return g.log }
+
 // Metrics returns the gateway's metrics (for embedding programs).
 func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
 
@@ -503,11 +594,9 @@ func (g *Gateway) Reload(cfg Config) error {
 			l.Start()
 		}
 	}
+	prev := g.cfg
 	g.cfg = c
-	g.accessOn.Store(c.Logging.AccessLog)
-	if g.level != nil {
-		g.level.set(c.Logging.Level)
-	}
+	g.applyLogging(prev.Logging, c.Logging)
 	g.log.Info().Int("routes", len(c.Routes)).Int("services", len(c.Services)).Msg("configuration applied")
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatehouse "github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/core/hook"
+	"github.com/gatehouse/gatehouse/sdk"
 )
 
 const tracedConfig = `
@@ -302,6 +304,18 @@ func adminGet(t *testing.T, g *gatehouse.Gateway, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// configProbe stands for a Go hook an embedding program registers whose
+// config holds secrets: the built-in hooks refuse keys they do not take.
+type configProbe struct{}
+
+func (configProbe) Validate(context.Context, *sdk.Request) (sdk.ValidateDecision, error) {
+	return sdk.ValidateDecision{}, nil
+}
+
+func init() {
+	hook.RegisterGo("config_probe", func(map[string]any) (any, error) { return configProbe{}, nil })
+}
+
 // TestAdminConfigRedactsSecrets pins the bug where /admin/config masked
 // only admin.token and plugin env: the authz plugin's secret, script and
 // Go hook configs and URL credentials were shown in clear.
@@ -333,12 +347,14 @@ scripts:
     file: "{{SCRIPT}}"
     config: {hmacSecret: "js-secret-31", maxQueryLength: 2048, upstream: {url: "https://svc:js-url-pw-6@auth.internal", api_key: "js-key-77"}}
 hooks:
-  - {go: require_header, config: {header: X-Tenant, token: "go-secret-8c"}}
+  - {go: require_header, config: {header: X-Tenant}}
+  - {go: config_probe, config: {token: "go-secret-8c"}}
 routes:
   - name: r
     service: svc
     hooks:
-      - {go: response_headers, config: {set: {X-Frame-Options: DENY}, credentials: {user: ops, password: "route-pw-19"}}}
+      - {go: response_headers, config: {set: {X-Frame-Options: DENY}}}
+      - {go: config_probe, config: {credentials: {user: ops, password: "route-pw-19"}}}
       - {script: gate}
 `, map[string]string{"APP": app, "AUTHZ": filepath.Join(dir, "authz"), "SCRIPT": script})
 	code, body := adminGet(t, h.g, "/admin/config")

@@ -185,12 +185,12 @@ func serveFile(ctx context.Context, path, format string, stderr io.Writer, start
 		printErrors(stderr, err)
 		return 1
 	}
-	g, err := gatehouse.New(*cfg, gatehouse.WithSource(load))
+	g, err := gatehouse.New(*cfg, gatehouse.WithSource(load), gatehouse.WithLogOutput(stderr, nil))
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
-	lg := gatehouse.NewLogger(cfg.Logging, stderr)
+	lg := g.Logger() // follows a reload's logging.level and logging.format
 	w, err := watchConfig(ctx, path, func() { reload(g, load, lg) })
 	if err != nil {
 		lg.Warn().Err(err).Msg("not watching the configuration file; SIGHUP still reloads")
