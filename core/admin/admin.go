@@ -32,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse/gatehouse/core/config"
 	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/metrics"
 	"github.com/gatehouse/gatehouse/core/proxy"
@@ -208,6 +209,7 @@ func Handler(token string, d Deps) http.Handler {
 	})
 	mux.HandleFunc("POST /admin/reload", mutating(token, func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
+			logRefusal(d.Log, r.RemoteAddr, err)
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
 		}
@@ -222,6 +224,20 @@ func Handler(token string, d Deps) http.Handler {
 		http.ServeFileFS(w, r, static, "index.html")
 	})
 	return guard(token, mux)
+}
+
+// logRefusal logs a configuration that POST /admin/reload refused, as a
+// reload on SIGHUP or a file change does: one line per error with its file,
+// line, column and key, then the refusal. The client gets the same text,
+// but an operator reading the gateway's log must see it too.
+func logRefusal(lg zerolog.Logger, client string, err error) {
+	var es config.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			lg.Warn().Str("file", e.File).Int("line", e.Line).Int("column", e.Col).Str("key", e.Path).Msg(e.Msg)
+		}
+	}
+	lg.Warn().Str("client", client).Err(err).Msg("configuration refused through the admin API; the previous version keeps serving")
 }
 
 // mutating wraps an action that changes the gateway's state: it runs only
