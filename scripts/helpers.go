@@ -224,7 +224,7 @@ func (st *vmState) log(level zerolog.Level, args []goja.Value) {
 	if len(msg) > maxLogLine {
 		msg = msg[:maxLogLine] + "…"
 	}
-	ev := s.opts.Logger.WithLevel(level).Str("script", s.name).Str("version", s.bundle.id).Str("request_id", st.reqID)
+	ev := s.opts.Logger.WithLevel(level).Str("file", s.name).Str("version", s.bundle.id).Str("request_id", st.reqID)
 	if dropped > 0 {
 		ev = ev.Uint64("dropped_before", dropped)
 	}

@@ -204,7 +204,7 @@ func (s *Script) Observe(ctx context.Context, obs *sdk.Observation) {
 	err := s.observe(ctx, obs)
 	if err != nil {
 		if ok, _ := s.logs.allow(time.Now()); ok {
-			s.opts.Logger.Warn().Str("script", s.name).Str("version", s.bundle.id).Err(err).Msg("observe failed")
+			s.opts.Logger.Warn().Str("file", s.name).Str("version", s.bundle.id).Err(err).Msg("observe failed")
 		}
 	}
 }

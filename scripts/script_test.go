@@ -360,7 +360,7 @@ func TestConsoleIsTaggedAndRateLimited(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("%d lines logged, want 3 (the burst):\n%s", len(lines), buf.String())
 	}
-	for _, want := range []string{`"level":"warn"`, `"script":"s"`, `"version":"` + s.ID() + `"`, `"request_id":"req-7"`, `"message":"line 0 {\"a\":[1,\"x\"]}"`} {
+	for _, want := range []string{`"level":"warn"`, `"file":"s"`, `"version":"` + s.ID() + `"`, `"request_id":"req-7"`, `"message":"line 0 {\"a\":[1,\"x\"]}"`} {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("line %s lacks %s", lines[0], want)
 		}

@@ -66,7 +66,10 @@ type HostStats struct {
 // logged, and the old version keeps serving. If the script's path
 // disappears, the last good version keeps serving and an error is logged
 // until it comes back. Watching stops when ctx is done or Close is called.
-// Callbacks run on the watcher's goroutine and may be nil.
+// Callbacks run on the watcher's goroutine and may be nil. The Host's log
+// lines name the script's path as "file"; the caller names the script (for
+// the gateway, "script" is its configured name) in opts.Logger's context, so
+// that each key appears once in a line.
 func Watch(ctx context.Context, path string, opts Options, onSwap func(old, new *Script), onRefuse func(err error)) (*Host, error) {
 	if _, err := opts.validate(); err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func Watch(ctx context.Context, path string, opts Options, onSwap func(old, new 
 		w.Close()
 		return nil, err
 	}
-	h.opts.Logger.Info().Str("script", s.Name()).Str("version", s.ID()).Str("phases", s.Phases().String()).Msg("script loaded")
+	h.opts.Logger.Info().Str("file", h.path).Str("version", s.ID()).Str("phases", s.Phases().String()).Msg("script loaded")
 	go h.loop(ctx)
 	return h, nil
 }
@@ -197,7 +200,7 @@ func (h *Host) loop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			h.opts.Logger.Error().Err(err).Str("path", h.path).Msg("script watcher error")
+			h.opts.Logger.Error().Err(err).Str("file", h.path).Msg("script watcher error")
 		case <-fire:
 			fire = nil
 			h.reload()
@@ -246,7 +249,7 @@ func (h *Host) reload() {
 	old := h.Current()
 	if _, err := os.Stat(h.path); errors.Is(err, fs.ErrNotExist) {
 		h.missing.Store(true)
-		h.opts.Logger.Error().Str("script", old.Name()).Str("path", h.path).Str("version", old.ID()).Msg("script removed; the last good version keeps serving until it comes back or the configuration changes")
+		h.opts.Logger.Error().Str("file", h.path).Str("version", old.ID()).Msg("script removed; the last good version keeps serving until it comes back or the configuration changes")
 		return
 	}
 	if h.missing.Load() {
@@ -261,7 +264,7 @@ func (h *Host) reload() {
 		h.refusals.Add(1)
 		msg := err.Error()
 		h.lastErr.Store(&msg)
-		h.opts.Logger.Error().Str("script", old.Name()).Str("version", old.ID()).Err(err).Msg("script change refused; the previous version keeps serving")
+		h.opts.Logger.Error().Str("file", h.path).Str("version", old.ID()).Err(err).Msg("script change refused; the previous version keeps serving")
 		if h.onRefuse != nil {
 			h.onRefuse(err)
 		}
@@ -272,7 +275,7 @@ func (h *Host) reload() {
 	}
 	h.cur.Store(s)
 	h.reloads.Add(1)
-	h.opts.Logger.Info().Str("script", s.Name()).Str("version", s.ID()).Str("previous", old.ID()).Str("phases", s.Phases().String()).Msg("script reloaded")
+	h.opts.Logger.Info().Str("file", h.path).Str("version", s.ID()).Str("previous", old.ID()).Str("phases", s.Phases().String()).Msg("script reloaded")
 	if h.onSwap != nil {
 		h.onSwap(old, s)
 	}

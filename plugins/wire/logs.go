@@ -228,6 +228,12 @@ func (s hclogSink) Write(p []byte) (int, error) {
 			continue
 		}
 		ev := s.log.WithLevel(e.level).Str("stream", "go-plugin")
+		// go-plugin names the binary's path "plugin"; the host's logger
+		// already holds "plugin" (the configured name).
+		if p, ok := e.fields["plugin"]; ok {
+			delete(e.fields, "plugin")
+			e.fields["plugin_path"] = p
+		}
 		if len(e.fields) > 0 {
 			ev = ev.Fields(e.fields)
 		}
