@@ -259,18 +259,43 @@ func mutating(token string, next http.HandlerFunc) http.HandlerFunc {
 }
 
 // guard requires the token from clients off loopback, except for health
-// and readiness probes.
+// and readiness probes. A loopback client without the token must also name
+// a loopback host: a web page elsewhere can make a browser on this machine
+// send requests here through DNS rebinding (its own name, now resolving to
+// 127.0.0.1), and read the answers, which would bear that name as Host.
 func guard(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !fromLoopback(r) && !tokenOK(r, token) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || tokenOK(r, token) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !fromLoopback(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse admin"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
+		if !loopbackName(r.Host) {
+			http.Error(w, fmt.Sprintf("forbidden: Host %q is not a loopback name (use localhost or 127.0.0.1, or the token): a page elsewhere could be reading the admin endpoints through DNS rebinding", r.Host), http.StatusForbidden)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackName reports whether a Host field names this machine: localhost
+// (or a name under .localhost) or a loopback address, with any port.
+func loopbackName(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func fromLoopback(r *http.Request) bool {

@@ -29,6 +29,7 @@ func deps(reloads *int) Deps {
 func do(h http.Handler, method, path, remote, auth string) (int, string) {
 	r := httptest.NewRequest(method, path, nil)
 	r.RemoteAddr = remote
+	r.Host = "127.0.0.1:9901" // how an operator on this machine names it
 	if auth != "" {
 		r.Header.Set("Authorization", auth)
 	}
@@ -234,5 +235,36 @@ func TestStatusShowsAdmission(t *testing.T) {
 	want := []AdmissionRow{{Service: "billing", Limit: 7}, {Service: "users", Limit: 20, InFlight: 1}}
 	if !slices.Equal(st.Admission, want) {
 		t.Fatalf("admission %+v, want %+v", st.Admission, want)
+	}
+}
+
+// A loopback client without the token must name a loopback host: a page
+// elsewhere that rebinds its own name to 127.0.0.1 makes the browser send
+// that name as Host, and must not read the admin endpoints.
+func TestDNSRebindingRefused(t *testing.T) {
+	var n int
+	h := Handler("s3cret", deps(&n))
+	get := func(host, auth string) int {
+		r := httptest.NewRequest("GET", "/admin/config", nil)
+		r.RemoteAddr, r.Host = "127.0.0.1:50000", host
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, host := range []string{"evil.example", "evil.example:9901", "127.0.0.1.evil.example", "10.0.0.1:9901"} {
+		if code := get(host, ""); code != http.StatusForbidden {
+			t.Errorf("Host %q from loopback without the token: %d, want 403", host, code)
+		}
+		if code := get(host, "Bearer s3cret"); code != 200 {
+			t.Errorf("Host %q with the token: %d, want 200", host, code)
+		}
+	}
+	for _, host := range []string{"localhost", "LOCALHOST:9901", "app.localhost:9901", "127.0.0.1:9901", "127.1.2.3", "[::1]:9901"} {
+		if code := get(host, ""); code != 200 {
+			t.Errorf("Host %q from loopback: %d, want 200", host, code)
+		}
 	}
 }
