@@ -9,7 +9,8 @@
 // its older form GET /admin/api/overhead?reset=1) always require
 // "Authorization: Bearer <token>", and are refused when no token is
 // configured. Off loopback,
-// every endpoint but /healthz and /readyz requires the token too.
+// every endpoint but /healthz and /readyz requires the token too; from
+// loopback without it, the Host must be a loopback name (DNS rebinding).
 package admin
 
 import (
