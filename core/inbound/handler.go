@@ -28,6 +28,10 @@ type handler struct {
 	trustForwarded bool
 	tls            bool
 	current        func() *proxy.Runtime
+	// maxHeaderBytes is limits.server.max_header_bytes: net/http lets a
+	// head 4 KiB past its MaxHeaderBytes through (its read buffer's slack),
+	// so the handler holds the head to the bound itself.
+	maxHeaderBytes int
 	// retiring is set when a reload replaced this handler's server: its
 	// HTTP/1 responses then say "Connection: close", so clients move to the
 	// new server between requests instead of racing an idle-connection close.
@@ -83,6 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.RawQuery = r.URL.RawQuery
 	req.ProtoMajor = r.ProtoMajor
+	req.HeadTooLarge = h.maxHeaderBytes > 0 && headSize(r) > h.maxHeaderBytes
 	req.Header = r.Header
 	req.ContentLength = r.ContentLength
 	req.Body = nil
@@ -130,4 +135,20 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, ctxKey{}, tc)
 	}
 	return ctx
+}
+
+// headSize is the size of r's head as a client sends it in HTTP/1.1: the
+// request line and one "Name: value\r\n" line per value (HTTP/2 heads,
+// HPACK-decoded, are counted the same way).
+func headSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len("HTTP/1.1\r\n") + len("\r\n")
+	if r.Host != "" && r.Header.Get("Host") == "" {
+		n += len("Host: \r\n") + len(r.Host) // net/http moves Host out of the header
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 4 + len(v)
+		}
+	}
+	return n
 }

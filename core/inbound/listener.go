@@ -97,7 +97,8 @@ func (l *Listener) Start() {
 func (l *Listener) startLocked() {
 	cfg := l.cfg
 	lim := cfg.Limits
-	h := &handler{name: cfg.Name, trustForwarded: cfg.TrustForwarded, tls: cfg.TLS != nil, current: l.current}
+	h := &handler{name: cfg.Name, trustForwarded: cfg.TrustForwarded, tls: cfg.TLS != nil, current: l.current,
+		maxHeaderBytes: int(lim.MaxHeaderBytes)}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	if cfg.TLS != nil {

@@ -144,6 +144,10 @@ func (st *reqState) serve() {
 	}
 	defer sh.inflight.Add(-1)
 
+	if req.HeadTooLarge {
+		st.fail(failure.New(failure.HeaderTooLarge, "request head over limits.server.max_header_bytes"))
+		return
+	}
 	if req.Smuggled {
 		st.fail(failure.New(failure.Malformed, "request has both Content-Length and Transfer-Encoding"))
 		return

@@ -38,6 +38,9 @@ type Request struct {
 	Start time.Time
 	// Smuggled is true for a request with both Content-Length and Transfer-Encoding.
 	Smuggled bool
+	// HeadTooLarge is true for a head over limits.server.max_header_bytes
+	// that net/http's slack let through.
+	HeadTooLarge bool
 	// TrustForwarded keeps incoming X-Forwarded-* headers (see config.Listener).
 	TrustForwarded bool
 	// Listener names the listener that accepted the request.
