@@ -311,3 +311,26 @@ routes:
 		}
 	}
 }
+
+// A request net/http refuses before any handler runs is logged with the
+// status the client got, not the outcome's usual one.
+func TestRefusedHeadLoggedWithItsStatus(t *testing.T) {
+	app := backend(t, http.NotFoundHandler())
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	for _, c := range []struct {
+		head   string
+		status int
+	}{
+		{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"GET / HTTP/2.5\r\nHost: x\r\n\r\n", 505},
+		{"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
+	} {
+		resp := rawRequest(t, h.addr, c.head)
+		if resp.StatusCode != c.status {
+			t.Errorf("%q: status %d, want %d", c.head, resp.StatusCode, c.status)
+		}
+		if r := h.expect("malformed"); r.Status != c.status {
+			t.Errorf("%q: logged %d, the client got %d", c.head, r.Status, c.status)
+		}
+	}
+}

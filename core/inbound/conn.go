@@ -157,23 +157,30 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// abandonedKind tells why a request never reached a handler. A read that
-// timed out is a header timeout whatever net/http answered (it answers 400
-// to some timeouts in the middle of a line).
-func (c *trackedConn) abandonedKind() (failure.Kind, string) {
+// abandonedKind tells why a request never reached a handler, and the
+// status net/http answered it with (0: none, or the kind's own). A read
+// that timed out is a header timeout whatever net/http answered (it
+// answers 400 to some timeouts in the middle of a line).
+func (c *trackedConn) abandonedKind() (failure.Kind, int, string) {
 	if v, ok := c.readErr.Load().(errBox); ok {
 		var ne net.Error
 		if errors.As(v.error, &ne) && ne.Timeout() {
-			return failure.HeaderTimeout, "request head not received within limits.server.header_timeout"
+			return failure.HeaderTimeout, 0, "request head not received within limits.server.header_timeout"
 		}
 	}
-	switch s := c.status.Load(); {
+	switch s := int(c.status.Load()); {
 	case s == 408:
-		return failure.HeaderTimeout, "request head not received within limits.server.header_timeout"
+		return failure.HeaderTimeout, 0, "request head not received within limits.server.header_timeout"
 	case s == 431:
-		return failure.HeaderTooLarge, "request head over limits.server.max_header_bytes"
+		return failure.HeaderTooLarge, 0, "request head over limits.server.max_header_bytes"
+	case s == 501:
+		return failure.Malformed, s, "request head asks for what the server does not implement (a Transfer-Encoding other than chunked)"
+	case s == 505:
+		return failure.Malformed, s, "request head with an HTTP version the server does not speak"
+	case s == 417:
+		return failure.Malformed, s, "request head with an Expect the server cannot meet"
 	case s >= 400 && s < 600:
-		return failure.Malformed, "malformed request head"
+		return failure.Malformed, s, "malformed request head"
 	}
-	return failure.ClientGone, "client closed the connection in the middle of a request head"
+	return failure.ClientGone, 0, "client closed the connection in the middle of a request head"
 }

@@ -62,8 +62,8 @@ func Listen(cfg Config, current func() *proxy.Runtime, shared *proxy.Shared, lg 
 	}
 	l.sock = newSocket(ln, cfg.Limits.MaxConnections, cfg.TLS != nil)
 	name := cfg.Name
-	l.sock.onAbandoned = func(remote string, start time.Time, k failure.Kind, msg string) {
-		shared.Abandoned(name, remote, start, k, msg)
+	l.sock.onAbandoned = func(remote string, start time.Time, k failure.Kind, status int, msg string) {
+		shared.Abandoned(name, remote, start, k, status, msg)
 	}
 	return l, nil
 }

@@ -25,7 +25,7 @@ type socket struct {
 	limit int
 	live  map[*trackedConn]struct{}
 
-	onAbandoned func(remote string, start time.Time, k failure.Kind, msg string)
+	onAbandoned func(remote string, start time.Time, k failure.Kind, status int, msg string)
 }
 
 func newSocket(ln net.Listener, limit int, isTLS bool) *socket {
@@ -95,8 +95,8 @@ func (s *socket) abandoned(c *trackedConn, start time.Time) {
 	if s.onAbandoned == nil {
 		return
 	}
-	k, msg := c.abandonedKind()
-	s.onAbandoned(c.RemoteAddr().String(), start, k, msg)
+	k, status, msg := c.abandonedKind()
+	s.onAbandoned(c.RemoteAddr().String(), start, k, status, msg)
 }
 
 // closeAll closes every connection still open (upgraded tunnels, which the

@@ -421,15 +421,20 @@ func (r *Request) clientIP() string {
 
 // Abandoned records a connection that ended before a request reached the
 // engine (header timeout, malformed head, head too large, client gone): a
-// passport ACCEPTED → FAILED(kind) through the usual observers.
-func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.Kind, msg string) {
+// passport ACCEPTED → FAILED(kind) through the usual observers. status is
+// what net/http answered, when it differs from the kind's own (501 for a
+// Transfer-Encoding it does not implement, say); 0 otherwise.
+func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.Kind, status int, msg string) {
 	if sh.Clock == nil {
 		sh.Clock = passport.SystemClock
 	}
 	var m machine.Machine
 	m.Start(sh.passports.Get(sh.Clock, start))
 	m.Fail(k)
-	rec := &Record{Listener: listener, ClientIP: clientIP(remote), Status: failure.Status(k), Outcome: k, Err: msg, Passport: m.P}
+	if status == 0 {
+		status = failure.Status(k)
+	}
+	rec := &Record{Listener: listener, ClientIP: clientIP(remote), Status: status, Outcome: k, Err: msg, Passport: m.P}
 	for _, o := range sh.Observers {
 		o.Observe(rec)
 	}
