@@ -628,6 +628,7 @@ func (g *Gateway) reloadFromSource() error {
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // then closes what is left. It is safe to call more than once.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.log.Info().Int64("in_flight", g.shared.InFlight()).Msg("draining: no new connections; waiting for the requests in flight")
 	g.mu.Lock()
 	g.draining.Store(true)
 	ls := make([]*inbound.Listener, 0, len(g.listeners))
@@ -661,5 +662,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.tracer.Shutdown(ctx) // exports what is queued, within ctx
 	}
 	g.serving.Store(false)
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("the drain ended with requests still in flight (limits.server.drain_timeout); they were cut (outcome shutting_down): %w", err)
+		}
+		g.log.Warn().Err(err).Msg("stopped")
+		return err
+	}
+	g.log.Info().Msg("stopped: every request finished")
+	return nil
 }

@@ -3,6 +3,7 @@ package gatehouse_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -332,5 +333,36 @@ func TestRefusedHeadLoggedWithItsStatus(t *testing.T) {
 		if r := h.expect("malformed"); r.Status != c.status {
 			t.Errorf("%q: logged %d, the client got %d", c.head, r.Status, c.status)
 		}
+	}
+}
+
+// A request still in flight when the drain ends is cut by the gateway:
+// its outcome says so (shutting_down), not that the client went away, and
+// Shutdown's error names the bound.
+func TestDrainCutIsShuttingDown(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	defer close(release)
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	go client(t).Get(h.url + "/slow")
+	select {
+	case <-arrived: // in flight
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the endpoint")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := h.g.Shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "drain_timeout") {
+		t.Errorf("Shutdown = %v, want an error naming the drain bound", err)
+	}
+	if r := h.expect("shutting_down"); !strings.Contains(r.Err, "drain") {
+		t.Errorf("record %+v", r)
 	}
 }

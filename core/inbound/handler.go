@@ -36,6 +36,10 @@ type handler struct {
 	// HTTP/1 responses then say "Connection: close", so clients move to the
 	// new server between requests instead of racing an idle-connection close.
 	retiring atomic.Bool
+	// cut is set just before the server closes the connections still open
+	// at the end of its drain (shutdown, or a reload that replaced it):
+	// the requests that end then were cut by the gateway, not their client.
+	cut atomic.Bool
 }
 
 // clientSide is the ClientSide over net/http's ResponseWriter.
@@ -106,6 +110,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Ctx = r.Context()
 	req.TrustForwarded = h.trustForwarded
+	req.Cut = &h.cut
 	req.Listener = h.name
 	req.ID = proxy.RequestID(r.Header)
 	wk.cs = clientSide{w: w, rc: http.NewResponseController(w), close: r.ProtoMajor == 1 && h.retiring.Load()}

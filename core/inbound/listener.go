@@ -177,6 +177,7 @@ func (l *Listener) Update(cfg Config) error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if oldSrv.Shutdown(ctx) != nil {
+			oldH.cut.Store(true)
 			oldSrv.Close()
 		}
 	}()
@@ -211,6 +212,9 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if errs[i] = srv.Shutdown(ctx); errs[i] != nil {
+				if h, ok := srv.Handler.(*handler); ok {
+					h.cut.Store(true)
+				}
 				srv.Close()
 			}
 		}()

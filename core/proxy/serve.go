@@ -321,6 +321,9 @@ func (st *reqState) fail(err *failure.Error) {
 	if st.m.Bug() != nil {
 		err = failure.Wrap(failure.Internal, st.m.Bug(), "")
 	}
+	if err.Kind == failure.ClientGone && st.req.Cut != nil && st.req.Cut.Load() {
+		err = failure.Wrap(failure.ShuttingDown, err, "cut when the drain ended (limits.server.drain_timeout)")
+	}
 	st.err = err
 	st.m.Fail(err.Kind)
 	if st.responded || err.Kind == failure.ClientGone {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/sdk"
@@ -38,6 +39,10 @@ type Request struct {
 	Start time.Time
 	// Smuggled is true for a request with both Content-Length and Transfer-Encoding.
 	Smuggled bool
+	// Cut, when set, says the server is closing the connections left at
+	// the end of its drain (limits.server.drain_timeout): a request that
+	// loses its client then is shutting_down, not client_gone.
+	Cut *atomic.Bool
 	// HeadTooLarge is true for a head over limits.server.max_header_bytes
 	// that net/http's slack let through.
 	HeadTooLarge bool
