@@ -366,3 +366,19 @@ func TestDrainCutIsShuttingDown(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 }
+
+// keep_escaped_slashes passes %2F through, as part of its segment, for
+// APIs that carry one in a path segment.
+func TestKeepEscapedSlashes(t *testing.T) {
+	got := make(chan string, 1)
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.URL.EscapedPath() }))
+	cfg := strings.Replace(baseConfig, `address: "127.0.0.1:0"}]`, `address: "127.0.0.1:0", keep_escaped_slashes: true}]`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	resp := rawRequest(t, h.addr, "GET /projects/group%2fsub/../group%2Fapp/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if p := <-got; p != "/projects/group%2Fapp/x" {
+		t.Errorf("the endpoint got %q", p)
+	}
+}

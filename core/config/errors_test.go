@@ -30,7 +30,7 @@ var parseErrorTests = []struct {
 		name: "unknown nested key lists allowed keys",
 		src: listener + `    port: 80
 `,
-		want: []string{`gatehouse.yaml:4:5: listeners[0]: unknown key "port"; allowed keys: name, address, tls, h2c, trust_forwarded`},
+		want: []string{`gatehouse.yaml:4:5: listeners[0]: unknown key "port"; allowed keys: name, address, tls, h2c, trust_forwarded, keep_escaped_slashes`},
 	},
 	{
 		name: "unknown key in limits with suggestion",

@@ -55,6 +55,12 @@ type Listener struct {
 	// keys and logs) from the last X-Forwarded-For entry, the one the proxy
 	// in front added. Only for listeners behind a trusted proxy. Default false.
 	TrustForwarded bool `yaml:"trust_forwarded"`
+	// KeepEscapedSlashes passes an encoded slash or backslash (%2F, %5C) in
+	// a request path through unchanged, as part of its segment, for APIs
+	// that carry them (a repository path in one segment). By default such a
+	// path is refused (400): an endpoint that decodes them would act on
+	// separators the routes did not see. Default false.
+	KeepEscapedSlashes bool `yaml:"keep_escaped_slashes"`
 }
 
 // TLS names a certificate and key in PEM files.

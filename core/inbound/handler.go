@@ -32,6 +32,8 @@ type handler struct {
 	// head 4 KiB past its MaxHeaderBytes through (its read buffer's slack),
 	// so the handler holds the head to the bound itself.
 	maxHeaderBytes int
+	// keepEscapedSlashes is the listener's keep_escaped_slashes.
+	keepEscapedSlashes bool
 	// retiring is set when a reload replaced this handler's server: its
 	// HTTP/1 responses then say "Connection: close", so clients move to the
 	// new server between requests instead of racing an idle-connection close.
@@ -110,6 +112,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Ctx = r.Context()
 	req.TrustForwarded = h.trustForwarded
+	req.KeepEscapedSlashes = h.keepEscapedSlashes
 	req.Cut = &h.cut
 	req.Listener = h.name
 	req.ID = proxy.RequestID(r.Header)

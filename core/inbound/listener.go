@@ -98,7 +98,7 @@ func (l *Listener) startLocked() {
 	cfg := l.cfg
 	lim := cfg.Limits
 	h := &handler{name: cfg.Name, trustForwarded: cfg.TrustForwarded, tls: cfg.TLS != nil, current: l.current,
-		maxHeaderBytes: int(lim.MaxHeaderBytes)}
+		maxHeaderBytes: int(lim.MaxHeaderBytes), keepEscapedSlashes: cfg.KeepEscapedSlashes}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	if cfg.TLS != nil {
@@ -186,7 +186,7 @@ func (l *Listener) Update(cfg Config) error {
 
 func sameServer(a, b Config) bool {
 	return a.Name == b.Name && a.H2C == b.H2C && (a.TLS == nil) == (b.TLS == nil) &&
-		a.TrustForwarded == b.TrustForwarded && a.Limits.HeaderTimeout == b.Limits.HeaderTimeout &&
+		a.TrustForwarded == b.TrustForwarded && a.KeepEscapedSlashes == b.KeepEscapedSlashes && a.Limits.HeaderTimeout == b.Limits.HeaderTimeout &&
 		a.Limits.IdleTimeout == b.Limits.IdleTimeout && a.Limits.MaxHeaderBytes == b.Limits.MaxHeaderBytes
 }
 

@@ -156,7 +156,7 @@ func (st *reqState) serve() {
 		st.fail(&failure.Error{Kind: failure.Malformed, Status: http.StatusMethodNotAllowed, Msg: "CONNECT is not supported"})
 		return
 	}
-	path, why := checkTarget(req.Method, req.Host, req.Path, req.RawQuery)
+	path, why := checkTarget(req.Method, req.Host, req.Path, req.RawQuery, req.KeepEscapedSlashes)
 	if why != "" {
 		st.fail(failure.New(failure.Malformed, "request target refused: %s", why))
 		return

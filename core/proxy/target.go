@@ -13,7 +13,7 @@ import (
 // CR, LF and NUL, and the gateway writes them into an HTTP/1 request line
 // and Host field of its own: a method or query with a space in it would
 // end up as another request line there.
-func checkTarget(method, host, path, rawQuery string) (string, string) {
+func checkTarget(method, host, path, rawQuery string, keepEscapedSlashes bool) (string, string) {
 	if method == "" || !httpguts.ValidHeaderFieldName(method) {
 		return "", "the method is not a token"
 	}
@@ -28,7 +28,7 @@ func checkTarget(method, host, path, rawQuery string) (string, string) {
 	if path == "*" {
 		return path, ""
 	}
-	return normalPath(path)
+	return normalPath(path, keepEscapedSlashes)
 }
 
 // normalPath returns p with percent-encoded unreserved characters decoded
@@ -39,9 +39,11 @@ func checkTarget(method, host, path, rawQuery string) (string, string) {
 // its hooks) for /admin that the endpoint then serves. It refuses what no
 // form makes unambiguous: an encoded slash or backslash (an endpoint that
 // decodes it sees a separator the routes did not), a bad escape, a space
-// or control byte. The common path, with none of these, is returned as it
-// is, without allocating.
-func normalPath(p string) (string, string) {
+// or control byte. With keepEscapedSlashes (the listener's
+// keep_escaped_slashes), an encoded slash or backslash is kept as it is,
+// part of its segment. The common path, with none of these, is returned as
+// it is, without allocating.
+func normalPath(p string, keepEscapedSlashes bool) (string, string) {
 	if p == "" || p[0] != '/' {
 		return "", "the path does not begin with '/'"
 	}
@@ -72,8 +74,8 @@ func normalPath(p string) (string, string) {
 			d := byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
 			i += 2
 			switch {
-			case d == '/' || d == '\\':
-				return "", "the path has an encoded slash or backslash"
+			case (d == '/' || d == '\\') && !keepEscapedSlashes:
+				return "", "the path has an encoded slash or backslash (listeners[].keep_escaped_slashes keeps them)"
 			case unreserved(d):
 				b.WriteByte(d)
 			default:

@@ -48,6 +48,9 @@ type Request struct {
 	HeadTooLarge bool
 	// TrustForwarded keeps incoming X-Forwarded-* headers (see config.Listener).
 	TrustForwarded bool
+	// KeepEscapedSlashes passes %2F and %5C in the path through (see
+	// config.Listener).
+	KeepEscapedSlashes bool
 	// Listener names the listener that accepted the request.
 	Listener string
 }
