@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -771,9 +772,12 @@ func TestOTLPCollectorDownOrSlowDoesNotBlock(t *testing.T) {
 	slow := newOTLPReceiver(t, true)
 	// The exporter reports each failed export to OpenTelemetry's global
 	// handler, which logs it: expected here.
-	prev := otel.GetErrorHandler()
+	// Not restored to otel.GetErrorHandler()'s value: that is the global
+	// delegator itself, and setting it as its own delegate makes the next
+	// error (an exporter of another test, still retrying) recurse until the
+	// stack overflows. The default handler logs; so does this one.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
-	t.Cleanup(func() { otel.SetErrorHandler(prev) })
+	t.Cleanup(func() { otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Print(err) })) })
 	for _, tc := range []struct{ name, endpoint string }{{"down", down}, {"slow", slow.srv.URL + "/v1/traces"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			be := &headerRecorder{}
@@ -814,7 +818,12 @@ func TestOTLPCollectorDownOrSlowDoesNotBlock(t *testing.T) {
 				t.Fatalf("receiver got bad requests: %q", bad)
 			}
 			t.Logf("the slow collector got %d spans of %d", len(spans), 3*n)
-			if len(spans) == 0 || len(spans) > 8*4+2*2+3*4 {
+			// At most: the span queue (8 × 4), the batch being filled
+			// and the one stuck in export (2 × 2), the requests in the
+			// tracer's own queue (3 × 4); and, once released, what the
+			// worker adds while the span queue drains (another queue's
+			// worth at most: 64 seen on a loaded CI machine).
+			if len(spans) == 0 || len(spans) > 2*8*4+2*2+3*4 {
 				t.Fatalf("the slow collector got %d spans of %d: want some, within the bounded queues", len(spans), 3*n)
 			}
 		})
