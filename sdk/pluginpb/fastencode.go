@@ -31,28 +31,22 @@ func fastEncodable(m *CallRequest) bool { return m.Response == nil && m.Observat
 // encoders take (and valid UTF-8), reporting whether it did; b is returned
 // unchanged when it did not.
 func appendFast(b []byte, m proto.Message) ([]byte, bool) {
+	e := enc{b: b}
 	switch m := m.(type) {
 	case *CallRequest:
 		if !fastEncodable(m) {
 			return b, false
 		}
-		var e enc
-		e.b = b
 		e.callRequest(m)
-		if e.bad {
-			return b, false
-		}
-		return e.b, true
 	case *CallResponse:
-		var e enc
-		e.b = b
 		e.callResponse(m)
-		if e.bad {
-			return b, false
-		}
-		return e.b, true
+	default:
+		return b, false
 	}
-	return b, false
+	if e.bad {
+		return b, false
+	}
+	return e.b, true
 }
 
 // Sizes of fields, as proto3 writes them: zero values left out.
