@@ -209,16 +209,7 @@ func TestH2PseudoHeadersChecked(t *testing.T) {
 func TestConnectionCannotStripHookHeaders(t *testing.T) {
 	got := make(chan http.Header, 1)
 	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
-	dir := t.TempDir()
-	script := filepath.Join(dir, "auth.js")
-	os.WriteFile(script, []byte(`exports.route = function (req) { return { setHeader: { "X-Authenticated-User": "alice" } } };`), 0o644)
-	cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `scripts:
-  - {name: auth, file: "`+script+`"}
-routes:
-  - name: app
-    service: app
-    hooks: [{script: auth, budget: 200ms}]
-`, 1)
+	cfg := withRouteScript(t, `exports.route = function (req) { return { setHeader: { "X-Authenticated-User": "alice" } } };`)
 	h := start(t, cfg, map[string]string{"APP": app})
 	req, _ := http.NewRequest("GET", h.url+"/x", nil)
 	req.Header.Set("Connection", "X-Authenticated-User, X-Hop")
@@ -274,17 +265,8 @@ func TestMalformedChunkedBodyIs400(t *testing.T) {
 func TestClientAddressBehindATrustedProxy(t *testing.T) {
 	got := make(chan http.Header, 1)
 	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
-	dir := t.TempDir()
-	script := filepath.Join(dir, "ip.js")
-	os.WriteFile(script, []byte(`exports.route = function (req) { return { setHeader: { "X-Seen-Client": req.clientIP } } };`), 0o644)
 	for _, trust := range []bool{false, true} {
-		cfg := strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `scripts:
-  - {name: ip, file: "`+script+`"}
-routes:
-  - name: app
-    service: app
-    hooks: [{script: ip, budget: 200ms}]
-`, 1)
+		cfg := withRouteScript(t, `exports.route = function (req) { return { setHeader: { "X-Seen-Client": req.clientIP } } };`)
 		if trust {
 			cfg = strings.Replace(cfg, `address: "127.0.0.1:0"}]`, `address: "127.0.0.1:0", trust_forwarded: true}]`, 1)
 		}
@@ -381,4 +363,21 @@ func TestKeepEscapedSlashes(t *testing.T) {
 	if p := <-got; p != "/projects/group%2Fapp/x" {
 		t.Errorf("the endpoint got %q", p)
 	}
+}
+
+// withRouteScript returns baseConfig with src, a script file of its own,
+// bound to the route.
+func withRouteScript(t *testing.T, src string) string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "route.js")
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(baseConfig, "routes:\n  - name: app\n    service: app\n", `scripts:
+  - {name: route, file: "`+script+`"}
+routes:
+  - name: app
+    service: app
+    hooks: [{script: route, budget: 200ms}]
+`, 1)
 }
