@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -378,5 +379,60 @@ func TestEarlyAnswerDoesNotWaitForTheBody(t *testing.T) {
 				t.Fatalf("connection closed after %v", d)
 			}
 		})
+	}
+}
+
+// Over TLS the gateway does not follow the plaintext stream, so it cannot
+// tell whether a chunked HTTP/1.1 request also had Content-Length: it
+// serves the request and closes the connection after it (RFC 9112 6.1),
+// so that nothing smuggled in its body is read as a request.
+func TestTLSChunkedRequestClosesTheConnection(t *testing.T) {
+	var seen atomic.Int64
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		seen.Add(1)
+	}))
+	certFile, keyFile, pool := selfSigned(t)
+	cfg := strings.Replace(baseConfig, `address: "127.0.0.1:0"}]`,
+		fmt.Sprintf(`address: "127.0.0.1:0", tls: {cert: %q, key: %q}}]`, certFile, keyFile), 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	conn, err := tls.Dial("tcp", h.addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+		"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("status %d, close %v: want 200 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("the request after it was answered %d", resp.StatusCode)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Fatalf("the endpoint saw %d requests, want 1", n)
+	}
+	// A request with Content-Length keeps the connection.
+	conn2, err := tls.Dial("tcp", h.addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	conn2.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn2, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+	resp, err = http.ReadResponse(bufio.NewReader(conn2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("status %d, close %v: want 200 on an open connection", resp.StatusCode, resp.Close)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -380,4 +381,118 @@ routes:
     service: app
     hooks: [{script: route, budget: 200ms}]
 `, 1)
+}
+
+// TestRequestSmugglingFormsRefused sends request heads whose body framing
+// another server on the path may read differently, alone and pipelined
+// behind an innocent request (in the same write, so that they arrive in
+// the same read): each is refused with 400 and the connection is closed,
+// and nothing after it reaches the endpoint.
+func TestRequestSmugglingFormsRefused(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+	}))
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	forms := map[string]string{
+		"cl and te":          "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"te and cl":          "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n",
+		"bare LF":            "POST /b HTTP/1.1\nHost: x\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\r\n\r\n",
+		"http/1.0 te":        "POST /b HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+		"http/1.0 te, no cl": "POST /b HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"folded te":          "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+		"options *":          "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	}
+	for name, form := range forms {
+		for _, lead := range []string{"", "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"} {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			conn, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(conn, lead+form+smuggled)
+			br := bufio.NewReader(conn)
+			if lead != "" {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s behind %q: %v", name, lead, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: the request before it got %d", name, resp.StatusCode)
+				}
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s behind %q: %v", name, lead, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != 400 {
+				t.Fatalf("%s behind %q: status %d, want 400", name, lead, resp.StatusCode)
+			}
+			// The connection is closed: no answer to what follows.
+			if resp, err := http.ReadResponse(br, nil); err == nil {
+				t.Fatalf("%s behind %q: the request after it was answered %d", name, lead, resp.StatusCode)
+			}
+			conn.Close()
+			mu.Lock()
+			for _, s := range seen {
+				if s != "GET /a" && s != "POST /a" {
+					t.Fatalf("%s behind %q: %q reached the endpoint", name, lead, s)
+				}
+			}
+			mu.Unlock()
+		}
+	}
+}
+
+// TestPipelinedRequestsWithBodiesServed checks that the framing checks do
+// not refuse requests that only look like smuggling inside a body, and
+// that "OPTIONS *" is answered without upsetting the requests after it.
+func TestPipelinedRequestsWithBodiesServed(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+strconv.Itoa(len(b)))
+		mu.Unlock()
+	}))
+	h := start(t, baseConfig, map[string]string{"APP": app})
+	fake := "\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	stream := "POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(fake)) + "\r\n\r\n" + fake +
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"POST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(len(fake)), 16) + "\r\n" + fake + "\r\n0\r\n\r\n" +
+		"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"
+	conn, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, stream)
+	br := bufio.NewReader(conn)
+	for i, want := range []int{200, 200, 200, 200} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != want || resp.Close {
+			t.Fatalf("response %d: status %d (close %v), want %d on an open connection", i, resp.StatusCode, resp.Close, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(seen, ", "); got != "POST /1 "+strconv.Itoa(len(fake))+", POST /2 "+strconv.Itoa(len(fake))+", GET /3 0" {
+		t.Fatalf("endpoint saw %s", got)
+	}
 }

@@ -17,35 +17,29 @@ var base = time.Now()
 func mono() int64 { return int64(time.Since(base)) + 1 } // never 0: 0 means "unset"
 
 // trackedConn is a client connection as the listener sees it. It records
-// when the first byte of each request arrived, notices a request head that
-// carries Content-Length (net/http drops it when Transfer-Encoding is also
-// present), sniffs the status net/http writes when it refuses a request
+// when the first byte of each request arrived, follows the HTTP/1 request
+// stream (framer) to see the framing fields net/http hides from the
+// handler, sniffs the status net/http writes when it refuses a request
 // before any handler runs, and reports such requests when the connection
 // closes.
 type trackedConn struct {
 	net.Conn
 	sock *socket
-	// scan is false on TLS listeners (the bytes are encrypted) and once the
-	// connection turns out to speak HTTP/2.
-	scan bool
+	// scan is false on TLS listeners (the bytes are encrypted), once the
+	// connection turns out to speak HTTP/2 and once it is upgraded.
+	scan    atomic.Bool
+	started bool // a byte was read (set by the reading goroutine)
+	fr      framer
 
 	reqStart  atomic.Int64 // mono() of the current request's first byte; 0 none
 	active    atomic.Bool  // a handler is running
-	headPhase atomic.Bool  // reading a request head
-	sawCL     atomic.Bool  // the current head has Content-Length
 	h2        atomic.Bool
 	status    atomic.Int32 // status net/http wrote outside a handler
 	readErr   atomic.Value // last read error (error)
-	carry     [15]byte     // tail of the head read so far, for matches across reads
-	ncarry    int
 	closeOnce sync.Once
 }
 
-var (
-	contentLength = []byte("\ncontent-length:")
-	headEnd       = []byte("\r\n\r\n")
-	h2Preface     = []byte("PRI * HTTP/2.0")
-)
+var h2Preface = []byte("PRI * HTTP/2.0")
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -53,9 +47,15 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		if c.reqStart.Load() == 0 {
 			c.reqStart.Store(mono())
 		}
-		if c.scan && c.headPhase.Load() {
-			c.scanHead(p[:n])
+		if c.scan.Load() {
+			if !c.started && bytes.HasPrefix(p[:n], h2Preface) {
+				c.h2.Store(true)
+				c.scan.Store(false)
+			} else {
+				c.fr.feed(p[:n])
+			}
 		}
+		c.started = true
 	}
 	if err != nil {
 		c.readErr.Store(errBox{err})
@@ -65,59 +65,6 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 
 type errBox struct{ error }
 
-// scanHead looks for a Content-Length field in the request head. It stops
-// at the end of the head so body bytes are never inspected. A field name or
-// the head's end may straddle two reads: the last 15 bytes of the head so far
-// are carried over ("\ncontent-length:" is 16 bytes long).
-func (c *trackedConn) scanHead(b []byte) {
-	if c.ncarry == 0 && bytes.HasPrefix(b, h2Preface) {
-		c.h2.Store(true)
-		c.scan = false
-		return
-	}
-	var probe [15 + 32]byte
-	k := copy(probe[:], c.carry[:c.ncarry])
-	k += copy(probe[k:], b[:min(len(b), 32)])
-	end, done := len(b), false
-	if i := bytes.Index(probe[:k], headEnd); i >= 0 {
-		done, k = true, i+4
-		end = max(0, k-c.ncarry)
-	} else if i := bytes.Index(b, headEnd); i >= 0 {
-		done, end = true, i+4
-		k = min(k, c.ncarry+end)
-	}
-	if hasFieldFold(probe[:k]) || hasFieldFold(b[:end]) {
-		c.sawCL.Store(true)
-	}
-	if done {
-		c.headPhase.Store(false)
-		c.ncarry = 0
-		return
-	}
-	if len(b) >= len(c.carry) {
-		c.ncarry = copy(c.carry[:], b[len(b)-len(c.carry):])
-		return
-	}
-	var joined [15 + 15]byte
-	n := copy(joined[:], c.carry[:c.ncarry])
-	n += copy(joined[n:], b)
-	c.ncarry = copy(c.carry[:], joined[max(0, n-len(c.carry)):n])
-}
-
-// hasFieldFold reports whether b contains "\ncontent-length:" in any case.
-func hasFieldFold(b []byte) bool {
-	for {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 || len(b)-i < len(contentLength) {
-			return false
-		}
-		if bytes.EqualFold(b[i:i+len(contentLength)], contentLength) {
-			return true
-		}
-		b = b[i+1:]
-	}
-}
-
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if !c.active.Load() && c.reqStart.Load() != 0 && len(p) >= 12 && bytes.HasPrefix(p, []byte("HTTP/1.1 ")) {
 		s := int32(p[9]-'0')*100 + int32(p[10]-'0')*10 + int32(p[11]-'0')
@@ -126,25 +73,39 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// startRequest is called by the handler; it returns when the request's first
-// byte arrived and whether its head had Content-Length.
-func (c *trackedConn) startRequest() (start time.Time, sawCL bool) {
+// startRequest is called by the handler of an HTTP/1 request; it returns
+// when the request's first byte arrived and the framing facts of its head.
+// ok is false when the head's facts are unknown: the framer stopped, or the
+// facts at hand are not this request's (the request line's length, from
+// the handler's view, differs).
+func (c *trackedConn) startRequest(lineLen int) (start time.Time, h headFacts, ok bool) {
 	c.active.Store(true)
-	s := c.reqStart.Load()
-	if s == 0 {
-		return time.Now(), false
+	start = time.Now()
+	if s := c.reqStart.Load(); s != 0 {
+		start = base.Add(time.Duration(s - 1))
 	}
-	return base.Add(time.Duration(s - 1)), c.sawCL.Load()
+	if !c.scan.Load() {
+		return start, h, false
+	}
+	h, ok = c.fr.claim()
+	if !ok || h.lineLen != lineLen {
+		return start, headFacts{}, false
+	}
+	if h.start != 0 {
+		start = base.Add(time.Duration(h.start - 1))
+	}
+	return start, h, true
 }
 
 // endRequest is called when the handler returns: the next bytes are the next request.
 func (c *trackedConn) endRequest() {
-	c.sawCL.Store(false)
 	c.status.Store(0)
 	c.reqStart.Store(0)
-	c.headPhase.Store(true)
 	c.active.Store(false)
 }
+
+// upgraded stops following the stream: the connection left HTTP/1.
+func (c *trackedConn) upgraded() { c.scan.Store(false) }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()

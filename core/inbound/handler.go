@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -48,7 +49,8 @@ type handler struct {
 type clientSide struct {
 	w     http.ResponseWriter
 	rc    *http.ResponseController
-	close bool // add "Connection: close" (retiring server, HTTP/1)
+	close bool         // add "Connection: close" (retiring server, unknown framing; HTTP/1)
+	tc    *trackedConn // the connection, when tracked
 }
 
 func (c *clientSide) Header() http.Header { return c.w.Header() }
@@ -64,6 +66,9 @@ func (c *clientSide) SetReadDeadline(t time.Time) error  { return c.rc.SetReadDe
 func (c *clientSide) SetWriteDeadline(t time.Time) error { return c.rc.SetWriteDeadline(t) }
 func (c *clientSide) EnableFullDuplex() error            { return c.rc.EnableFullDuplex() }
 func (c *clientSide) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if c.tc != nil {
+		c.tc.upgraded() // what follows is not HTTP/1 any more
+	}
 	return c.rc.Hijack()
 }
 
@@ -78,11 +83,48 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wk := workPool.Get().(*work)
 	req := &wk.req
 	start := time.Now()
-	if tc, ok := r.Context().Value(ctxKey{}).(*trackedConn); ok && r.ProtoMajor == 1 {
-		var sawCL bool
-		start, sawCL = tc.startRequest()
-		req.Smuggled = sawCL && len(r.TransferEncoding) > 0
-		defer tc.endRequest()
+	req.BadFraming = ""
+	// closeAfter: the framing of this request cannot be checked, so the
+	// connection is not trusted with another request (HTTP/1).
+	closeAfter := false
+	var tracked *trackedConn
+	if r.ProtoMajor == 1 {
+		if tc, ok := r.Context().Value(ctxKey{}).(*trackedConn); ok && tc.scan.Load() {
+			tracked = tc
+			var facts headFacts
+			start, facts, ok = tc.startRequest(len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto))
+			defer tc.endRequest()
+			if ok {
+				req.BadFraming = badFraming(facts, r.ProtoMinor)
+			} else {
+				closeAfter = true
+			}
+		} else if ok {
+			start, _, _ = tc.startRequest(0)
+			defer tc.endRequest()
+		} else if len(r.TransferEncoding) > 0 {
+			// Over TLS the framer does not see the stream: whether a
+			// chunked request also had Content-Length is unknown, and
+			// RFC 9112 6.1 asks to close the connection after such a
+			// request.
+			closeAfter = true
+		}
+	}
+	if r.Method == http.MethodOptions && r.RequestURI == "*" && req.BadFraming == "" {
+		// "OPTIONS *" asks about the server itself: answered here as
+		// net/http would, after the framing checks (the server is built
+		// with DisableGeneralOptionsHandler so that they run).
+		if r.ContentLength != 0 {
+			io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+		}
+		if closeAfter {
+			w.Header().Set("Connection", "close")
+		}
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		*wk = work{}
+		workPool.Put(wk)
+		return
 	}
 	req.Start = start
 	req.Method = r.Method
@@ -116,7 +158,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Cut = &h.cut
 	req.Listener = h.name
 	req.ID = proxy.RequestID(r.Header)
-	wk.cs = clientSide{w: w, rc: http.NewResponseController(w), close: r.ProtoMajor == 1 && h.retiring.Load()}
+	wk.cs = clientSide{w: w, rc: http.NewResponseController(w), tc: tracked,
+		close: r.ProtoMajor == 1 && (h.retiring.Load() || closeAfter)}
 
 	abort := h.current().Serve(&wk.cs, req)
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
@@ -136,6 +179,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// stream so the client sees a broken response, not a short one.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// badFraming says why a request head's framing is refused, from the
+// fields net/http hid from the handler ("" when it is fine). Each is a
+// request whose body another server on the path may frame differently
+// (RFC 9112 6.1, 6.3, 5.2): request smuggling.
+func badFraming(h headFacts, protoMinor int) string {
+	switch {
+	case h.te && h.cl:
+		return "request has both Content-Length and Transfer-Encoding"
+	case h.te && protoMinor == 0:
+		return "HTTP/1.0 request has Transfer-Encoding"
+	case h.folded:
+		return "request has Content-Length or Transfer-Encoding continued on another line (obs-fold)"
+	}
+	return ""
 }
 
 func connContext(ctx context.Context, c net.Conn) context.Context {

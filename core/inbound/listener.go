@@ -113,9 +113,11 @@ func (l *Listener) startLocked() {
 		IdleTimeout:       lim.IdleTimeout.Std(),
 		MaxHeaderBytes:    int(lim.MaxHeaderBytes),
 		ConnContext:       connContext,
-		Protocols:         &protos,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 250},
-		ErrorLog:          log.New(errorLogWriter{l.log}, "", 0),
+		// "OPTIONS *" reaches the handler, which checks its framing.
+		DisableGeneralOptionsHandler: true,
+		Protocols:                    &protos,
+		HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: 250},
+		ErrorLog:                     log.New(errorLogWriter{l.log}, "", 0),
 	}
 	v := l.sock.newView()
 	l.srv, l.view, l.h = srv, v, h

@@ -62,8 +62,8 @@ func (s *socket) loop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		tc := &trackedConn{Conn: c, sock: s, scan: !s.tls}
-		tc.headPhase.Store(true)
+		tc := &trackedConn{Conn: c, sock: s}
+		tc.scan.Store(!s.tls)
 		s.mu.Lock()
 		s.live[tc] = struct{}{}
 		s.mu.Unlock()

@@ -148,8 +148,8 @@ func (st *reqState) serve() {
 		st.fail(failure.New(failure.HeaderTooLarge, "request head over limits.server.max_header_bytes"))
 		return
 	}
-	if req.Smuggled {
-		st.fail(failure.New(failure.Malformed, "request has both Content-Length and Transfer-Encoding"))
+	if req.BadFraming != "" {
+		st.fail(failure.New(failure.Malformed, "%s", req.BadFraming))
 		return
 	}
 	if req.Method == http.MethodConnect {

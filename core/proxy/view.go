@@ -37,8 +37,10 @@ type Request struct {
 	Ctx context.Context
 	// Start is when the request's first byte arrived.
 	Start time.Time
-	// Smuggled is true for a request with both Content-Length and Transfer-Encoding.
-	Smuggled bool
+	// BadFraming, when set, says why the request's framing is refused
+	// (both Content-Length and Transfer-Encoding, and the like): 400 and
+	// the connection closed.
+	BadFraming string
 	// Cut, when set, says the server is closing the connections left at
 	// the end of its drain (limits.server.drain_timeout): a request that
 	// loses its client then is shutting_down, not client_gone.
