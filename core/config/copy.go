@@ -331,14 +331,15 @@ func redactArgs(args []string) {
 }
 
 // Equal reports whether c and o hold the same settings. Source and source
-// positions are ignored, and an empty list equals an absent one.
+// positions are ignored, and an empty list equals an absent one. File paths
+// are compared as resolved (see Load), not as written.
 func (c *Config) Equal(o *Config) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
 	a, b := c.Clone(), o.Clone()
 	for _, x := range []*Config{a, b} {
-		x.Source, x.pos = "", nil
+		x.Source, x.pos, x.written = "", nil, nil
 		normalizeEmpty(reflect.ValueOf(x).Elem())
 	}
 	return reflect.DeepEqual(a, b)

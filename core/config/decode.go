@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -17,22 +18,42 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Load reads and validates the configuration file at path. Errors in the
-// file are returned together as Errors; a file that cannot be read gives the
-// *fs.PathError of os.ReadFile.
+// Load reads and validates the configuration file at path. Relative file
+// paths in it (TLS certificates and keys, scripts, plugin binaries and
+// their config files) are resolved against the file's directory, as ParseIn
+// does with that directory. Errors in the file are returned together as
+// Errors; a file that cannot be read gives the *fs.PathError of os.ReadFile.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return ParseIn(filepath.Dir(path), path, data)
 }
 
 // Parse decodes and validates a configuration. source names the input in
 // errors and becomes Config.Source; it is usually the file's path. On error
 // the result is nil and the error is Errors holding every decoding and
-// validation error, in line order.
+// validation error, in line order. Relative file paths are kept as they
+// are written: they are relative to the working directory.
 func Parse(source string, data []byte) (*Config, error) {
+	return ParseIn("", source, data)
+}
+
+// ParseIn is Parse for a configuration whose relative file paths are
+// relative to dir, normally the directory of the file it was read from:
+// each one is made absolute, before validation, against dir (made absolute
+// itself) or, when it does not exist there but does in the working
+// directory, against the working directory. Absolute paths are kept. With
+// dir "", ParseIn is Parse.
+func ParseIn(dir, source string, data []byte) (*Config, error) {
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("config: the directory %s: %w", dir, err)
+		}
+		dir = abs
+	}
 	cfg := Default()
 	cfg.Source = source
 	d := &decoder{
@@ -47,6 +68,9 @@ func Parse(source string, data []byte) (*Config, error) {
 		d.bad[""] = true // nothing was decoded: validating the defaults would only add noise
 	}
 	cfg.pos = d.pos
+	if dir != "" {
+		cfg.resolvePaths(dir)
+	}
 	errs := d.errs
 	for _, e := range cfg.validate() {
 		if !d.hidden(e.Path) {

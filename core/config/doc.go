@@ -22,6 +22,16 @@
 // override those one by one. The global limits are applied first, wherever
 // they are in the file.
 //
+// File paths (listeners[].tls.cert and key, scripts[].file, plugins[].path
+// and config_file) that are relative are resolved by [Load] against the
+// directory of the configuration file (as named, a symlink to the file not
+// followed), before validation: dir/p, unless no file is there and p names
+// one relative to the working directory, which is then used instead. The
+// result is absolute either way; when p exists in neither place it is
+// dir/p, and the error names that path. [ParseIn] does the same against a
+// given directory; [Parse] keeps paths as written (relative to the working
+// directory).
+//
 // Every error found is reported, not only the first: Parse, Load and
 // [Config.Validate] return [Errors], one [Error] per problem in line order,
 // each naming the file, the position of the key (or list item) and its path:

@@ -37,6 +37,9 @@ type Config struct {
 
 	// pos maps key paths to their place in Source (see Pos); nil when built in Go.
 	pos map[string]position
+	// written maps the key paths of the file paths that were relative, and
+	// were resolved by ParseIn, to their values as written.
+	written map[string]string
 }
 
 // Listener is one public socket.
@@ -65,9 +68,13 @@ type Listener struct {
 
 // TLS names a certificate and key in PEM files.
 type TLS struct {
-	// Cert is the path of the PEM certificate chain. Required with tls.
+	// Cert is the path of the PEM certificate chain. Required with tls. A
+	// relative path is looked for in the configuration file's directory,
+	// then in the working directory.
 	Cert string `yaml:"cert"`
-	// Key is the path of the PEM private key. Required with tls.
+	// Key is the path of the PEM private key. Required with tls. A relative
+	// path is looked for in the configuration file's directory, then in the
+	// working directory.
 	Key string `yaml:"key"`
 }
 
@@ -486,8 +493,10 @@ type Redis struct {
 type Plugin struct {
 	// Name identifies the plugin in bindings, logs and metrics. Required, unique.
 	Name string `yaml:"name"`
-	// Path is the plugin binary, an executable file. Required. When watch is
-	// on, replacing it (rename a new file over it) hot-reloads the plugin.
+	// Path is the plugin binary, an executable file. Required. A relative
+	// path is looked for in the configuration file's directory, then in the
+	// working directory. When watch is on, replacing it (rename a new file
+	// over it) hot-reloads the plugin.
 	Path string `yaml:"path"`
 	// Args are the binary's arguments (without the program name).
 	Args []string `yaml:"args"`
@@ -498,7 +507,8 @@ type Plugin struct {
 	// and config_file.
 	Config map[string]any `yaml:"config"`
 	// ConfigFile is a file whose contents are passed to the plugin at start,
-	// instead of config; with watch it is watched like the binary.
+	// instead of config; with watch it is watched like the binary. A
+	// relative path is looked for like path's.
 	ConfigFile string `yaml:"config_file"`
 	// StartTimeout bounds a start: process start, handshake, configuration
 	// and the first health check. Default 10s. At the bound the process is
@@ -589,8 +599,10 @@ type PluginLimits struct {
 type Script struct {
 	// Name identifies the script in bindings, logs and metrics. Required, unique.
 	Name string `yaml:"name"`
-	// File is the script file or bundle directory. Required. It is watched:
-	// a changed version is compiled and checked before it serves.
+	// File is the script file or bundle directory. Required. A relative
+	// path is looked for in the configuration file's directory, then in the
+	// working directory. It is watched: a changed version is compiled and
+	// checked before it serves.
 	File string `yaml:"file"`
 	// Config is passed to the script, read-only, as gatehouse.config.
 	Config map[string]any `yaml:"config"`

@@ -178,8 +178,14 @@ func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
 func (r Rate) MarshalYAML() (any, error) { return r.String(), nil }
 
 // quote quotes s for a message, shortened when long.
-func quote(s string) string {
-	const max = 60
+func quote(s string) string { return quoteMax(s, 60) }
+
+// quotePath quotes a file path for a message: whole, unless it is longer
+// than any path the system accepts.
+func quotePath(s string) string { return quoteMax(s, 4096) }
+
+// quoteMax quotes s, shortened to max bytes.
+func quoteMax(s string, max int) string {
 	if len(s) > max {
 		cut := max
 		for cut > 0 && s[cut]&0xC0 == 0x80 { // do not split a UTF-8 sequence

@@ -16,9 +16,13 @@ import (
 // Errors, or nil. Errors carry file positions when c came from Parse or Load;
 // for a configuration built in Go they carry only the key path.
 //
-// Validate checks files named by the configuration (TLS certificates and
-// keys) exist and are readable; relative paths are relative to the process's
-// working directory.
+// Validate checks that the files named by the configuration exist and can
+// be used: TLS certificates and keys, plugin config files (readable
+// regular files), plugin binaries (executable) and scripts. Load resolves
+// relative paths before validating, against the configuration file's
+// directory first and the working directory second (see ParseIn); an error
+// about a file names the path that was tried. In a configuration from Parse
+// or built in Go, relative paths are relative to the working directory.
 func (c *Config) Validate() error {
 	if c == nil {
 		return Errors{{Msg: "no configuration"}}
@@ -89,7 +93,7 @@ func (k *checker) scripts() {
 		if sc.File == "" {
 			k.add(p+".file", "required")
 		} else if _, err := os.Stat(sc.File); err != nil {
-			k.add(p+".file", "cannot read %s: %v", quote(sc.File), errors.Unwrap(err))
+			k.fileError(p+".file", "cannot read", sc.File, errors.Unwrap(err))
 		}
 		if sc.Runtimes <= 0 {
 			k.add(p+".runtimes", "must be a positive integer, got %s", quote(strconv.Itoa(sc.Runtimes)))
@@ -217,11 +221,11 @@ func (k *checker) executable(path, name string) {
 	}
 	fi, err := os.Stat(name)
 	if err != nil {
-		k.add(path, "cannot use %s: %v", quote(name), errors.Unwrap(err))
+		k.fileError(path, "cannot use", name, errors.Unwrap(err))
 		return
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		k.add(path, "%s is not an executable file", quote(name))
+		k.add(path, "%s is not an executable file", quotePath(name))
 	}
 }
 
@@ -357,7 +361,7 @@ func (k *checker) readable(path, name string) {
 	}
 	fi, err := os.Stat(name)
 	if err == nil && !fi.Mode().IsRegular() {
-		k.add(path, "%s is not a regular file", quote(name))
+		k.add(path, "%s is not a regular file", quotePath(name))
 		return
 	}
 	if err == nil {
@@ -371,7 +375,7 @@ func (k *checker) readable(path, name string) {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	k.add(path, "cannot read %s: %v", quote(name), err)
+	k.fileError(path, "cannot read", name, err)
 }
 
 func (k *checker) admin() {

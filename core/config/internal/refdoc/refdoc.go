@@ -74,6 +74,15 @@ func Generate(src []byte) ([]byte, error) {
 		"`limits.request` as a copy of the global `limits.request`; keys given on the service or route override " +
 		"those one by one. The defaults shown under `services[]` and `routes[]` are those inherited from the " +
 		"global defaults.\n\n")
+	b.WriteString("File paths (`listeners[].tls.cert` and `key`, `scripts[].file`, `plugins[].path` and `config_file`) " +
+		"may be absolute or relative. A relative path is resolved against the directory of the configuration file, " +
+		"as the file was named (a symlink to the file is not followed): `file: scripts/validate.js` in " +
+		"`/etc/gatehouse/gatehouse.yaml` is `/etc/gatehouse/scripts/validate.js`, whatever the working directory. " +
+		"Only when no file is there and the path does name one relative to the working directory is that one used " +
+		"instead, so that configurations written for the working directory keep working. Paths are resolved each " +
+		"time the file is loaded (at start, on every reload and by `gatehouse check`), before validation; errors " +
+		"name the path that was tried, and `/admin/config` shows the resolved, absolute paths. Paths inside a " +
+		"plugin's `args`, `env` or `config` are passed to the plugin as written.\n\n")
 	if err := g.section("", "Top level", "Config", g.docs["Config"]); err != nil {
 		return nil, err
 	}
