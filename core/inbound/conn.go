@@ -51,8 +51,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 			if !c.started && bytes.HasPrefix(p[:n], h2Preface) {
 				c.h2.Store(true)
 				c.scan.Store(false)
-			} else {
-				c.fr.feed(p[:n])
+			} else if c.fr.feed(p[:n]); c.fr.h2 {
+				c.h2.Store(true)
+				c.scan.Store(false)
 			}
 		}
 		c.started = true

@@ -51,6 +51,7 @@ var framerCases = []struct {
 		"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n", []wantHead{{method: "POST", uri: "/", cl: true, te: true}}, false},
 	{"chunk line with a bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
 		[]wantHead{{method: "POST", uri: "/", te: true}}, true},
+	{"http/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00", nil, true},
 	{"unsupported transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
 		[]wantHead{{method: "POST", uri: "/", te: true}}, true},
 }

@@ -31,6 +31,7 @@ type framer struct {
 	prev   fieldKind      // the previous head line's field (for folded lines)
 	remain uint64         // body or chunk-data bytes left; CRLF bytes left in fChunkEnd
 	cur    headFacts
+	h2     bool // the connection turned out to speak HTTP/2 (prior knowledge)
 
 	mu    sync.Mutex // heads and lost: claim runs on the handler's goroutine
 	heads []headFacts
@@ -225,6 +226,10 @@ func (f *framer) headLine(n int, kept []byte) {
 			return
 		}
 		c.lineLen = n
+		if n == len(h2Preface) && string(kept) == string(h2Preface) {
+			f.h2 = true // HTTP/2 with prior knowledge: not HTTP/1 past this line
+			f.lose()
+		}
 		return
 	}
 	if n == 0 {
