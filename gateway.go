@@ -21,12 +21,14 @@ import (
 	"github.com/gatehouse/gatehouse/core/accesslog"
 	"github.com/gatehouse/gatehouse/core/admin"
 	"github.com/gatehouse/gatehouse/core/config"
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/inbound"
 	"github.com/gatehouse/gatehouse/core/metrics"
 	"github.com/gatehouse/gatehouse/core/proxy"
 	"github.com/gatehouse/gatehouse/core/ratelimit"
 	"github.com/gatehouse/gatehouse/core/trace"
 	"github.com/gatehouse/gatehouse/core/traceparent"
+	"github.com/gatehouse/gatehouse/plugins/wire"
 )
 
 // Config is the gateway configuration; see package core/config and
@@ -65,6 +67,13 @@ type Gateway struct {
 	gate    admin.Gate    // readiness holds (see Readiness)
 	tracer  *trace.Tracer // nil unless observe.tracing.enabled
 	spanExp sdktrace.SpanExporter
+
+	// reloadMu serializes reloads (and Shutdown's closing of scripts and
+	// plugins): a reload opens scripts, starts plugins and binds listeners
+	// under it alone, which may take a plugin's start_timeout, and takes mu
+	// only to swap the result in. g.scripts, g.listeners and g.cfg change
+	// under both; readers hold either.
+	reloadMu sync.Mutex
 
 	mu        sync.Mutex
 	cfg       *Config
@@ -276,12 +285,12 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 	}
 	g.rt.Store(rt)
 	rt.Activate()
-	for _, lc := range c.Listeners {
+	for i, lc := range c.Listeners {
 		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
 		if err != nil {
 			g.closeListeners()
 			g.abandon()
-			return nil, err
+			return nil, listenError(c, i, err)
 		}
 		g.listeners[lc.Address] = l
 	}
@@ -366,22 +375,53 @@ func (g *Gateway) endpointStats() []metrics.EndpointStat {
 	return out
 }
 
-// hookStats lists the running configuration's hook bindings for /metrics.
+// hookStats lists the running configuration's hook bindings for /metrics
+// and /admin/api/hooks: one entry per binding and version, each with the
+// calls and failures that version ran (the current one, and the last ones
+// before it: see hook.MaxVersions).
 func (g *Gateway) hookStats() []metrics.HookStat {
 	rt := g.current()
 	if rt == nil {
 		return nil
 	}
 	scopes, bs := rt.HookBindings()
-	out := make([]metrics.HookStat, len(bs))
+	out := make([]metrics.HookStat, 0, len(bs))
 	for i, b := range bs {
-		v := ""
-		if cur := b.Source.Current(); cur != nil {
-			v = cur.ID
+		cur := ""
+		if v := b.Source.Current(); v != nil {
+			cur = v.ID
 		}
-		out[i] = metrics.HookStat{Hook: b.Name, Scope: scopes[i], Version: v, Stats: &b.Stats}
+		for _, vs := range b.Versions() {
+			out = append(out, metrics.HookStat{Hook: b.Name, Scope: scopes[i], Version: vs.Version, Current: vs.Version == cur, Stats: &vs.Stats})
+		}
 	}
 	return out
+}
+
+func init() { hook.RegisterErrorKinds(pluginErrorKind) }
+
+// pluginErrorKind says which hook failure a plugin call's error is, so that
+// a binding's failures (gatehouse_hook_failures_total) are counted under
+// the kind the plugin's own counters (gatehouse_plugin_failures_total) give
+// them: overloaded, timeout, unavailable and invalid are theirs; a plugin's
+// error, a message over its bound and any other failure of the call are
+// errors.
+func pluginErrorKind(err error) (hook.FailureKind, bool) {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		return 0, false
+	}
+	switch e.Kind {
+	case wire.KindOverloaded:
+		return hook.FailOverloaded, true
+	case wire.KindTimeout:
+		return hook.FailTimeout, true
+	case wire.KindUnavailable:
+		return hook.FailUnavailable, true
+	case wire.KindInvalid:
+		return hook.FailInvalid, true
+	}
+	return hook.FailError, true
 }
 
 // scriptStats lists the script hosts' reloads and refusals for /metrics.
@@ -501,16 +541,23 @@ func (g *Gateway) janitor() {
 // atomically for new requests (requests in flight finish on the version they
 // began with); listeners whose address is unchanged keep their sockets.
 // An invalid cfg is refused with every error and the running version stays.
+//
+// Reloads run one at a time. The slow part of a reload (compiling scripts,
+// starting plugins, binding listeners) holds no lock that /metrics or the
+// admin endpoints take: they keep answering from the running version until
+// the new one is swapped in.
 func (g *Gateway) Reload(cfg Config) error {
 	c := cfg.Clone()
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	if g.draining.Load() {
-		return errors.New("gateway is shutting down")
+		return errShuttingDown
 	}
+	// g.scripts, g.listeners and g.cfg change only under reloadMu, which is
+	// held: they are read here without mu.
 	hosts, err := g.openScripts(c)
 	if err != nil {
 		return err
@@ -523,20 +570,28 @@ func (g *Gateway) Reload(cfg Config) error {
 	prevScripts, prevPlugins := g.shared.Scripts, g.shared.Plugins
 	g.shared.Scripts = scriptSource(hosts)
 	g.shared.Plugins = g.plugins.source(plan.next)
-	rt, err := proxy.Build(c, g.shared)
-	if err != nil {
+	// refuse undoes what this reload opened, for a configuration refused.
+	var added map[string]*inbound.Listener
+	refuse := func(err error) error {
+		for _, a := range added {
+			a.Shutdown(context.Background())
+		}
 		g.shared.Scripts, g.shared.Plugins = prevScripts, prevPlugins
 		closeScripts(hosts, g.scripts)
 		g.rollbackPlugins(plan)
 		return err
+	}
+	rt, err := proxy.Build(c, g.shared)
+	if err != nil {
+		return refuse(err)
 	}
 	// Listeners: bind new addresses first, so a failure leaves everything as it was.
 	// A listener is the same when its address is, or when the new address
 	// is what a port-0 listener is bound to.
 	kept := map[string]*inbound.Listener{}
 	keptCfg := map[*inbound.Listener]config.Listener{}
-	added := map[string]*inbound.Listener{}
-	for _, lc := range c.Listeners {
+	added = map[string]*inbound.Listener{}
+	for i, lc := range c.Listeners {
 		if l := g.findListener(lc.Address); l != nil {
 			kept[lc.Address] = l
 			keptCfg[l] = lc
@@ -544,22 +599,23 @@ func (g *Gateway) Reload(cfg Config) error {
 		}
 		l, err := inbound.Listen(inbound.Config{Listener: lc, Limits: c.Limits.Server}, g.current, g.shared, g.log)
 		if err != nil {
-			for _, a := range added {
-				a.Shutdown(context.Background())
-			}
-			g.shared.Plugins = prevPlugins
-			g.rollbackPlugins(plan)
-			return err
+			return refuse(listenError(c, i, err))
 		}
 		added[lc.Address] = l
 	}
 	if c.Admin != g.cfg.Admin {
 		g.log.Warn().Msg("admin listener settings change on restart only; keeping the running admin listener")
 	}
+
+	g.mu.Lock()
+	if g.draining.Load() {
+		g.mu.Unlock()
+		return refuse(errShuttingDown)
+	}
 	old := g.rt.Swap(rt)
 	rt.Activate()
 	old.Retire()
-	closeScripts(g.scripts, hosts)
+	prevHosts := g.scripts
 	g.scripts = hosts
 	g.plugins.commit(plan)
 	for addr, l := range g.listeners {
@@ -597,11 +653,24 @@ func (g *Gateway) Reload(cfg Config) error {
 	prev := g.cfg
 	g.cfg = c
 	g.applyLogging(prev.Logging, c.Logging)
+	g.mu.Unlock()
+	// Closing a script host waits for its watcher (a compile in progress):
+	// outside mu.
+	closeScripts(prevHosts, hosts)
 	g.log.Info().Int("routes", len(c.Routes)).Int("services", len(c.Services)).Msg("configuration applied")
 	return nil
 }
 
-// findListener returns the listener configured with, or bound to, addr. g.mu is held.
+var errShuttingDown = errors.New("gateway is shutting down")
+
+// listenError is the error of listener i of c that did not bind, at the
+// position of its address in the configuration file.
+func listenError(c *Config, i int, err error) error {
+	return config.Errors{c.ErrorAt(fmt.Sprintf("listeners[%d].address", i), err.Error())}
+}
+
+// findListener returns the listener configured with, or bound to, addr.
+// g.mu or g.reloadMu is held.
 func (g *Gateway) findListener(addr string) *inbound.Listener {
 	if l := g.listeners[addr]; l != nil {
 		return l
@@ -648,11 +717,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.bg.Wait()
 	g.current().CloseIdle(true)
 	g.current().Retire()
+	// After a reload in progress, which sees draining and refuses itself.
+	g.reloadMu.Lock()
 	g.mu.Lock()
-	closeScripts(g.scripts, nil)
+	hosts := g.scripts
 	g.scripts = nil
 	g.mu.Unlock()
+	closeScripts(hosts, nil)
 	g.plugins.closeAll()
+	g.reloadMu.Unlock()
 	g.cancel()
 	if o := g.shared.HookObservers; o != nil {
 		o.Close()

@@ -1,6 +1,9 @@
 // Package accesslog writes one structured line per finished request, derived
 // from its passport: route, service, endpoint, status, outcome, bytes each
-// way, total time, overhead and the passport itself.
+// way, total time, overhead and the passport itself; and, when hook calls
+// failed during the request, "hook_failures": one object per failed call
+// with its hook, version, phase, kind, the policy applied and the error
+// (an open failure leaves the outcome success: the request went on).
 package accesslog
 
 import (
@@ -8,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/proxy"
 )
 
@@ -53,7 +57,29 @@ func (l *Logger) Observe(r *proxy.Record) {
 	if r.Err != "" {
 		ev.Str("error", r.Err)
 	}
+	if len(r.HookFailures) > 0 {
+		arr := zerolog.Arr()
+		for _, f := range r.HookFailures {
+			arr.Object(hookFailure{f})
+		}
+		ev.Array("hook_failures", arr)
+		if n := r.HookFailureCount - len(r.HookFailures); n > 0 {
+			ev.Int("hook_failures_unlisted", n)
+		}
+	}
 	ev.Send()
 	*bp = b
 	bufs.Put(bp)
+}
+
+// hookFailure is one failed hook call in the access log line.
+type hookFailure struct{ f *hook.Failure }
+
+func (h hookFailure) MarshalZerologObject(e *zerolog.Event) {
+	f := h.f
+	e.Str("hook", f.Hook).Str("version", f.Version).Str("phase", f.Phase.String()).
+		Str("kind", f.Kind.String()).Str("policy", f.Policy)
+	if f.Err != nil {
+		e.Str("error", f.Err.Error())
+	}
 }

@@ -1,8 +1,9 @@
 // Package admin serves the operator's endpoints on their own listener
 // (loopback by default): health, readiness, Prometheus metrics, the running
-// configuration with secrets redacted, recent, slowest and failed passports,
-// the key numbers, the live state machine, reload, and a web page that
-// shows them (assets embedded in the binary).
+// configuration with secrets redacted, recent, slowest and failed passports
+// and those of requests on which a hook call failed, the key numbers, the
+// live state machine, reload, and a web page that shows them (assets
+// embedded in the binary).
 //
 // Security: binding to a non-loopback address without a token is refused.
 // Mutating endpoints (POST /admin/reload, POST /admin/api/overhead/reset and
@@ -36,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/core/config"
 	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/metrics"
+	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/proxy"
 	"github.com/gatehouse/gatehouse/core/trace"
 )
@@ -311,9 +313,11 @@ func tokenOK(r *http.Request, token string) bool {
 	return ok && token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
-// HookRow is one hook binding on the page.
+// HookRow is one version of a hook binding on the page: calls and failures
+// are those the version ran. Current marks the version serving new requests.
 type HookRow struct {
 	Hook, Scope, Version string
+	Current              bool
 	Calls                int64
 	Failures             map[string]int64
 	ErrorRate            float64
@@ -349,16 +353,14 @@ func hookRows(f func() []metrics.HookStat) []HookRow {
 		return out
 	}
 	for _, h := range f() {
-		row := HookRow{Hook: h.Hook, Scope: h.Scope, Version: h.Version, Calls: h.Stats.Calls.Load(), Failures: map[string]int64{}}
-		var failed int64
+		n := h.Stats.Load()
+		row := HookRow{Hook: h.Hook, Scope: h.Scope, Version: h.Version, Current: h.Current, Calls: n.Calls, Failures: map[string]int64{}}
 		for _, k := range hook.FailureKinds() {
-			n := h.Stats.Failures[k].Load()
-			row.Failures[k.String()] = n
-			failed += n
+			row.Failures[k.String()] = n.Failures[k]
 		}
 		if row.Calls > 0 {
-			row.ErrorRate = float64(failed) / float64(row.Calls)
-			row.MeanUs = float64(h.Stats.Nanos.Load()) / float64(row.Calls) / 1e3
+			row.ErrorRate = float64(n.Failed()) / float64(row.Calls)
+			row.MeanUs = float64(n.Nanos) / float64(row.Calls) / 1e3
 		}
 		out = append(out, row)
 	}
@@ -371,18 +373,36 @@ type PassportItem struct {
 	Status, Attempts                                                     int
 	Start                                                                time.Time
 	TotalMs, OverheadMs                                                  float64
+	// HookFailures are the hook calls that failed during the request (an
+	// open failure leaves the outcome success), read from the passport.
+	HookFailures []HookFailure
 	// Segments are the passport's intervals, hook calls and attempts, for a waterfall.
 	Segments []Segment
 }
 
-// Segment is one bar of a waterfall, in ms from the request's start.
+// HookFailure is one failed hook call of a kept request.
+type HookFailure struct {
+	Hook, Version, Phase string
+	// Kind is how the call failed (timeout, error, panic, invalid,
+	// overloaded, unavailable); Policy the policy applied (open, closed).
+	Kind, Policy string
+}
+
+// Segment is one bar of a waterfall, in ms from the request's start. A
+// hook call that failed has Failed set, its label as Name and how it
+// failed as Note ("failed=timeout,policy=open", then "+wait" for an
+// out-of-process hook).
 type Segment struct {
 	Kind, Name, Note string
 	StartMs, EndMs   float64
 	Failed           bool
 }
 
-// passports answers /admin/passports?kind=recent|slowest|failed&route=&outcome=&limit=.
+// passports answers
+// /admin/passports?kind=recent|slowest|failed|hook_failed&route=&outcome=&hook_failed=&limit=.
+// kind=hook_failed lists the requests on which a hook call failed, whatever
+// their outcome; hook_failed=true (false) keeps, of any kind, only the
+// requests on which a hook call failed (did not).
 func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
 	q := r.URL.Query()
 	var src []metrics.Entry
@@ -391,6 +411,8 @@ func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
 		src = m.Slowest.Snapshot()
 	case "failed":
 		src = m.Failed.Snapshot()
+	case "hook_failed":
+		src = m.HookFailed.Snapshot()
 	default:
 		src = m.Recent.Snapshot()
 	}
@@ -399,11 +421,13 @@ func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
 		limit = len(src)
 	}
 	route, outcome := q.Get("route"), q.Get("outcome")
+	hookFailed, err := strconv.ParseBool(q.Get("hook_failed"))
+	byHookFailure := err == nil
 	out := []PassportItem{}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for i := range src {
 		e := &src[i]
-		if route != "" && e.Route != route || outcome != "" && e.Outcome != outcome {
+		if route != "" && e.Route != route || outcome != "" && e.Outcome != outcome || byHookFailure && (e.HookFailures > 0) != hookFailed {
 			continue
 		}
 		if len(out) == limit {
@@ -411,10 +435,23 @@ func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
 		}
 		it := PassportItem{ID: e.ID, Route: e.Route, Service: e.Service, Endpoint: e.Endpoint, Method: e.Method,
 			Path: e.Path, Outcome: e.Outcome, Error: e.Err, Passport: e.Passport(), Status: e.Status, Attempts: e.Attempts,
-			Start: e.Start, TotalMs: ms(e.Total), OverheadMs: ms(e.Overhead), Segments: []Segment{}}
-		for _, s := range trace.Segments(e.Stamps()) {
-			it.Segments = append(it.Segments, Segment{Kind: s.Kind.String(), Name: s.Name, Note: s.Note,
-				StartMs: ms(s.Start), EndMs: ms(s.End), Failed: s.Failed})
+			Start: e.Start, TotalMs: ms(e.Total), OverheadMs: ms(e.Overhead), HookFailures: []HookFailure{}, Segments: []Segment{}}
+		stamps := e.Stamps()
+		for _, st := range stamps {
+			if st.State != passport.HookExit || !hook.ExitFailed(st.Note) {
+				continue
+			}
+			x := hook.ParseExit(st.Note)
+			it.HookFailures = append(it.HookFailures, HookFailure{Hook: x.Hook, Version: x.Version, Phase: x.Phase, Kind: x.Kind, Policy: x.Policy})
+		}
+		for _, s := range trace.Segments(stamps) {
+			seg := Segment{Kind: s.Kind.String(), Name: s.Name, Note: s.Note, StartMs: ms(s.Start), EndMs: ms(s.End), Failed: s.Failed}
+			if s.Kind == trace.HookCall && hook.ExitFailed(s.Name) {
+				x := hook.ParseExit(s.Name)
+				seg.Failed, seg.Name = true, x.Label
+				seg.Note = "failed=" + x.Kind + ",policy=" + x.Policy + s.Note
+			}
+			it.Segments = append(it.Segments, seg)
 		}
 		out = append(out, it)
 	}

@@ -20,14 +20,48 @@ type Chain struct {
 	Log      zerolog.Logger
 }
 
-// Snapshot holds the versions one request runs with.
-type Snapshot struct{ v [MaxBindings]*Version }
+// MaxFailures bounds the failed calls a request's record lists (the
+// passport marks every one).
+const MaxFailures = 8
+
+// Snapshot holds the versions one request runs with, and the calls that
+// failed during it.
+type Snapshot struct {
+	v        [MaxBindings]*Version
+	failures [MaxFailures]*Failure
+	nfail    int
+}
 
 // Begin takes the current version of every binding for one request.
 func (c *Chain) Begin(s *Snapshot) {
 	for i, b := range c.Bindings {
 		s.v[i] = b.Source.Current()
 	}
+	s.ClearFailures()
+}
+
+// Failures returns the calls that failed during the request, in order (the
+// first MaxFailures of them; FailureCount counts them all). The slice is
+// the snapshot's own: copy what must outlive the next Begin.
+func (s *Snapshot) Failures() []*Failure { return s.failures[:min(s.nfail, MaxFailures)] }
+
+// FailureCount is the number of calls that failed during the request.
+func (s *Snapshot) FailureCount() int { return s.nfail }
+
+// ClearFailures forgets the failed calls (Begin does it too).
+func (s *Snapshot) ClearFailures() {
+	clear(s.failures[:min(s.nfail, MaxFailures)])
+	s.nfail = 0
+}
+
+func (s *Snapshot) addFailure(f *Failure) {
+	if s == nil {
+		return
+	}
+	if s.nfail < MaxFailures {
+		s.failures[s.nfail] = f
+	}
+	s.nfail++
 }
 
 // Has reports whether some binding of the chain runs phase p.
@@ -71,12 +105,16 @@ var (
 type call struct {
 	ctx   *callCtx
 	start time.Time
+	stats *Stats
 }
 
-// enter checks the concurrency limit, stamps the call and gives it its deadline.
+// enter checks the concurrency limit, stamps the call and gives it its
+// deadline. A call over the limit never starts: it is stamped as entered
+// and failed at once (see done).
 func (c *Chain) enter(parent context.Context, deadline time.Time, b *Binding, v *Version, p sdk.Phase, m Stamper) (call, *Failure) {
 	if b.inflight.Add(1) > b.MaxConcurrent {
 		b.inflight.Add(-1)
+		m.Hook(true, v.labels[p])
 		return call{}, c.failed(b, v, p, FailOverloaded, errOverloaded)
 	}
 	now := time.Now()
@@ -85,48 +123,62 @@ func (c *Chain) enter(parent context.Context, deadline time.Time, b *Binding, v 
 		dl = deadline
 	}
 	m.Hook(true, v.labels[p])
-	return call{ctx: newCallCtx(parent, dl), start: now}, nil
+	return call{ctx: newCallCtx(parent, dl), start: now, stats: b.stats(v)}, nil
 }
 
-// exit stamps the end of the call and classifies its failure, if any.
-func (c *Chain) exit(cl call, b *Binding, v *Version, p sdk.Phase, m Stamper, err error, panicked bool) *Failure {
+// exit ends the call, counts it and classifies its failure, if any. The
+// caller checks the decision, then stamps the exit with done (so that the
+// stamp can say the decision was invalid; the checks take microseconds).
+func (c *Chain) exit(cl call, b *Binding, v *Version, p sdk.Phase, err error, panicked bool) *Failure {
 	el := time.Since(cl.start)
 	timedOut := cl.ctx.Err() != nil
 	cl.ctx.release()
 	b.inflight.Add(-1)
-	label := v.labels[p]
-	if v.Wait {
-		label += "+wait"
-	}
-	m.Hook(false, label)
-	b.Stats.Calls.Add(1)
-	b.Stats.Nanos.Add(int64(el))
+	cl.stats.Calls.Add(1)
+	cl.stats.Nanos.Add(int64(el))
 	switch {
 	case panicked:
 		return c.failed(b, v, p, FailPanic, err)
 	case timedOut:
 		return c.failed(b, v, p, FailTimeout, fmt.Errorf("%w (%s)", errTimeout, el.Round(time.Microsecond)))
 	case err != nil:
-		return c.failed(b, v, p, FailError, err)
+		return c.failed(b, v, p, kindOf(err), err)
 	}
 	return nil
 }
 
+// failed counts a failure of version v's call.
 func (c *Chain) failed(b *Binding, v *Version, p sdk.Phase, k FailureKind, err error) *Failure {
-	b.Stats.Failures[k].Add(1)
-	id := ""
-	if v != nil {
-		id = v.ID
+	b.stats(v).Failures[k].Add(1)
+	return &Failure{Hook: b.Name, Version: v.ID, Phase: p, Kind: k, Err: err}
+}
+
+// done stamps the call's exit: how it failed and the policy that applies
+// when f is set (open: the request goes on). A failure is also added to the
+// request's snapshot (s may be nil) and logged, at most once a second per
+// binding.
+func (c *Chain) done(s *Snapshot, m Stamper, b *Binding, v *Version, p sdk.Phase, f *Failure, open bool, reqID string) {
+	if f == nil {
+		m.Hook(false, v.exitNote(p, nil))
+		return
 	}
-	f := &Failure{Hook: b.Name, Version: id, Phase: p, Kind: k, Err: err}
+	f.Policy = PolicyClosed
+	if open {
+		f.Policy = PolicyOpen
+	}
+	m.Hook(false, v.exitNote(p, f))
+	s.addFailure(f)
 	if ok, dropped := b.logs.allow(time.Now().UnixNano()); ok {
-		ev := c.Log.Warn().Str("hook", b.Name).Str("version", id).Str("phase", p.String()).Str("failure", k.String()).Err(err)
+		ev := c.Log.Warn().Str("hook", b.Name).Str("version", f.Version).Str("phase", p.String()).
+			Str("failure", f.Kind.String()).Str("policy", f.Policy).Err(f.Err)
+		if reqID != "" {
+			ev = ev.Str("id", reqID)
+		}
 		if dropped > 0 {
 			ev = ev.Int64("suppressed", dropped)
 		}
 		ev.Msg("hook failed; its failure policy applies")
 	}
-	return f
 }
 
 // policy applies b's failure policy: nil to go on (open), or a verdict.
@@ -156,7 +208,7 @@ func (c *Chain) Validate(ctx context.Context, s *Snapshot, m Stamper, req *sdk.R
 			var err error
 			var panicked bool
 			d, err, panicked = callValidate(cl.ctx, v.Impl.(sdk.Validator), req)
-			f = c.exit(cl, b, v, sdk.PhaseValidate, m, err, panicked)
+			f = c.exit(cl, b, v, sdk.PhaseValidate, err, panicked)
 		}
 		if f == nil {
 			if err := checkReject(d.Reject); err != nil {
@@ -165,6 +217,7 @@ func (c *Chain) Validate(ctx context.Context, s *Snapshot, m Stamper, req *sdk.R
 				f = c.invalid(b, v, sdk.PhaseValidate, err)
 			}
 		}
+		c.done(s, m, b, v, sdk.PhaseValidate, f, b.Policy.Open, req.ID)
 		if f != nil {
 			if vd := policy(b, f); vd != nil {
 				return vd
@@ -198,7 +251,7 @@ func (c *Chain) Shape(ctx context.Context, s *Snapshot, m Stamper, req *sdk.Requ
 			var err error
 			var panicked bool
 			d, err, panicked = callShape(cl.ctx, v.Impl.(sdk.Shaper), req)
-			f = c.exit(cl, b, v, sdk.PhaseShape, m, err, panicked)
+			f = c.exit(cl, b, v, sdk.PhaseShape, err, panicked)
 		}
 		if f == nil {
 			if err := checkShape(&d); err != nil {
@@ -207,6 +260,7 @@ func (c *Chain) Shape(ctx context.Context, s *Snapshot, m Stamper, req *sdk.Requ
 				f = c.invalid(b, v, sdk.PhaseShape, err)
 			}
 		}
+		c.done(s, m, b, v, sdk.PhaseShape, f, b.Policy.Open, req.ID)
 		if f != nil {
 			if vd := policy(b, f); vd != nil {
 				return vd
@@ -257,7 +311,7 @@ func (c *Chain) Route(ctx context.Context, s *Snapshot, m Stamper, req *sdk.Requ
 			var err error
 			var panicked bool
 			d, err, panicked = callRoute(cl.ctx, v.Impl.(sdk.Router), req)
-			f = c.exit(cl, b, v, sdk.PhaseRoute, m, err, panicked)
+			f = c.exit(cl, b, v, sdk.PhaseRoute, err, panicked)
 		}
 		if f == nil {
 			limit := env.Timeout
@@ -270,6 +324,7 @@ func (c *Chain) Route(ctx context.Context, s *Snapshot, m Stamper, req *sdk.Requ
 				f = c.invalid(b, v, sdk.PhaseRoute, err)
 			}
 		}
+		c.done(s, m, b, v, sdk.PhaseRoute, f, b.Policy.Open, req.ID)
 		if f != nil {
 			if vd := policy(b, f); vd != nil {
 				return vd
@@ -311,16 +366,17 @@ func (c *Chain) Respond(ctx context.Context, s *Snapshot, m Stamper, req *sdk.Re
 			var err error
 			var panicked bool
 			d, err, panicked = callRespond(cl.ctx, v.Impl.(sdk.Responder), req, resp)
-			f = c.exit(cl, b, v, sdk.PhaseRespond, m, err, panicked)
+			f = c.exit(cl, b, v, sdk.PhaseRespond, err, panicked)
 		}
 		if f == nil {
 			if err := checkResponseEdits(d.SetHeader, d.RemoveHeader); err != nil {
 				f = c.invalid(b, v, sdk.PhaseRespond, err)
 			}
 		}
+		// The response is already decided: a failing respond hook can only
+		// leave the headers as they are, whatever its policy (open).
+		c.done(s, m, b, v, sdk.PhaseRespond, f, true, req.ID)
 		if f != nil {
-			// The response is already decided: a failing respond hook can
-			// only leave the headers as they are.
 			continue
 		}
 		apply(d.SetHeader, d.RemoveHeader)

@@ -112,7 +112,7 @@ func TestFailuresFollowPolicy(t *testing.T) {
 			if d := time.Since(began); d > 2*time.Second {
 				t.Fatalf("%s: took %v", c.name, d)
 			}
-			if b.Stats.Failures[c.kind].Load() != 1 {
+			if b.Totals().Failures[c.kind] != 1 {
 				t.Fatalf("%s: failure %s not counted", c.name, c.kind)
 			}
 			if open && v != nil {

@@ -67,11 +67,17 @@ func (c *Chain) observe(s *Snapshot, obs *sdk.Observation) {
 			continue
 		}
 		cl, f := c.enter(context.Background(), time.Now().Add(b.Budget), b, v, sdk.PhaseObserve, nopStamper{})
-		if f != nil {
-			continue
+		if f == nil {
+			err, panicked := callObserve(cl.ctx, v.Impl.(sdk.Observer), obs)
+			f = c.exit(cl, b, v, sdk.PhaseObserve, err, panicked)
 		}
-		err, panicked := callObserve(cl.ctx, v.Impl.(sdk.Observer), obs)
-		c.exit(cl, b, v, sdk.PhaseObserve, nopStamper{}, err, panicked)
+		id := ""
+		if obs.Request != nil {
+			id = obs.Request.ID
+		}
+		// The request has ended: an observe hook's failure is counted and
+		// logged, never in its passport.
+		c.done(nil, nopStamper{}, b, v, sdk.PhaseObserve, f, true, id)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"github.com/gatehouse/gatehouse/core/hook"
 )
 
-// HookStat is one binding's counters as the hook collector reads them.
+// HookStat is one binding's counters for one version of its hook, as the
+// hook collector reads them: calls and failures are counted under the
+// version that ran them. Current marks the version serving new requests.
 type HookStat struct {
 	Hook, Scope, Version string
+	Current              bool
 	Stats                *hook.Stats
 }
 
@@ -20,15 +23,17 @@ type ScriptStat struct {
 }
 
 // HookCollector exports hook and script counters, read from the running
-// configuration at scrape time (nothing on the request path).
+// configuration at scrape time (nothing on the request path). Hook series
+// are per binding and version (see hook.MaxVersions: the series of a
+// version retired long ago end).
 type HookCollector struct {
 	Hooks   func() []HookStat
 	Scripts func() []ScriptStat
 }
 
 var (
-	hookCalls    = prometheus.NewDesc("gatehouse_hook_calls_total", "Hook calls, by hook, binding scope and version.", []string{"hook", "scope", "version"}, nil)
-	hookFailures = prometheus.NewDesc("gatehouse_hook_failures_total", "Failed hook calls by kind (error, panic, timeout, invalid, overloaded).", []string{"hook", "scope", "version", "kind"}, nil)
+	hookCalls    = prometheus.NewDesc("gatehouse_hook_calls_total", "Hook calls, by hook, binding scope and the version that ran them.", []string{"hook", "scope", "version"}, nil)
+	hookFailures = prometheus.NewDesc("gatehouse_hook_failures_total", "Failed hook calls, by the version that ran them and kind (error, panic, timeout, invalid, overloaded, unavailable).", []string{"hook", "scope", "version", "kind"}, nil)
 	hookSeconds  = prometheus.NewDesc("gatehouse_hook_seconds_total", "Time spent in hook calls.", []string{"hook", "scope", "version"}, nil)
 	scriptLoads  = prometheus.NewDesc("gatehouse_script_reloads_total", "Script versions swapped in after the first.", []string{"script"}, nil)
 	scriptRefuse = prometheus.NewDesc("gatehouse_script_refusals_total", "Changed script versions refused (compile error or failing cases).", []string{"script"}, nil)

@@ -2,7 +2,8 @@
 // Prometheus counters and histograms, the three key numbers (overhead p99.9,
 // request rate, error rate) from in-process meters and a sliding-window
 // HdrHistogram, the state machine's per-edge counts and times, and rings of
-// recent, slowest and failed passports for the admin API. Nothing in the
+// recent, slowest and failed passports, and of passports on which a hook
+// call failed, for the admin API. Nothing in the
 // request path calls it except through the proxy.Observer interface.
 package metrics
 
@@ -25,7 +26,7 @@ type Options struct {
 	// InFlight reports requests being served (a gauge read at scrape time).
 	InFlight func() float64
 	// Passports is the size of each ring of kept passports (recent,
-	// slowest, failed). Default 256.
+	// slowest, failed, hook failed). Default 256.
 	Passports int
 	// SlowestWindow is how long a slow request stays among the slowest
 	// before newer ones may replace it even when faster. Default 5m.
@@ -72,6 +73,10 @@ type Metrics struct {
 	Recent  *Ring
 	Slowest *Slowest
 	Failed  *Ring
+	// HookFailed keeps the requests on which a hook call failed, whatever
+	// their outcome: an open failure lets the request succeed, and must not
+	// crowd the failed ring.
+	HookFailed *Ring
 }
 
 // New registers the gateway's metrics, the Go runtime and process collectors
@@ -93,9 +98,10 @@ func NewWithOptions(o Options) *Metrics {
 		o.InFlight = func() float64 { return 0 }
 	}
 	m := &Metrics{Registry: prometheus.NewRegistry(), now: o.Now,
-		Recent: NewRing(o.Passports), Failed: NewRing(o.Passports), Slowest: NewSlowest(o.Passports, o.SlowestWindow),
-		window: meter.NewWindow(6, int64(10*time.Second), 60_000_000),
-		live:   meter.NewRecent(LiveWindow), liveErrs: meter.NewRecent(LiveWindow),
+		Recent: NewRing(o.Passports), Failed: NewRing(o.Passports), HookFailed: NewRing(o.Passports),
+		Slowest: NewSlowest(o.Passports, o.SlowestWindow),
+		window:  meter.NewWindow(6, int64(10*time.Second), 60_000_000),
+		live:    meter.NewRecent(LiveWindow), liveErrs: meter.NewRecent(LiveWindow),
 		durLayout: newLayout(durationBuckets()), overLayout: newLayout(overheadBuckets()),
 	}
 	m.reg.durations, m.reg.overheads = map[durationKey]*histo{}, map[string]*histo{}
@@ -144,6 +150,9 @@ func (m *Metrics) Observe(r *proxy.Record) {
 	m.Recent.Add(r)
 	if r.Outcome != failure.Success {
 		m.Failed.Add(r)
+	}
+	if r.HookFailureCount > 0 {
+		m.HookFailed.Add(r)
 	}
 	m.Slowest.Add(r)
 }

@@ -18,6 +18,10 @@ type Entry struct {
 	Total, Overhead                                          time.Duration
 	stamps                                                   [passport.Capacity]passport.Stamp
 	n                                                        int
+
+	// HookFailures counts the hook calls that failed during the request
+	// (their HOOK_EXIT stamps say which and how).
+	HookFailures int
 }
 
 // fill copies r into e; it allocates nothing (a passport longer than
@@ -25,7 +29,7 @@ type Entry struct {
 func (e *Entry) fill(r *proxy.Record) {
 	p := r.Passport
 	e.ID, e.Route, e.Service, e.Endpoint, e.Method, e.Path, e.Err = r.ID, r.Route, r.Service, r.Endpoint, r.Method, r.Path, r.Err
-	e.Outcome, e.Status, e.Attempts = r.Outcome.String(), r.Status, r.Attempts
+	e.Outcome, e.Status, e.Attempts, e.HookFailures = r.Outcome.String(), r.Status, r.Attempts, r.HookFailureCount
 	e.Start, e.Total, e.Overhead = p.Start(), p.Total(), p.Overhead()
 	e.n = min(p.Len(), passport.Capacity)
 	for i := 0; i < e.n; i++ {

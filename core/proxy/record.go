@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/gatehouse/gatehouse/core/failure"
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/passport"
 	"github.com/gatehouse/gatehouse/core/traceparent"
 )
@@ -28,7 +29,14 @@ type Record struct {
 	BytesIn  int64 // request body bytes read from the client
 	BytesOut int64 // response body bytes written to the client
 	Attempts int
-	Passport *passport.Passport
+	// HookFailures are the hook calls that failed during the request, in
+	// order (the first hook.MaxFailures; HookFailureCount counts them all):
+	// one whose policy was closed ended the request (outcome hook_failed),
+	// the others let it go on, its outcome unchanged. Their HOOK_EXIT
+	// stamps say the same (see package hook).
+	HookFailures     []*hook.Failure
+	HookFailureCount int
+	Passport         *passport.Passport
 	// Trace is the request's trace context; zero when tracing is off.
 	Trace traceparent.Context
 }

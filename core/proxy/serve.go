@@ -381,6 +381,9 @@ func (st *reqState) finish() {
 	if st.err != nil {
 		rec.Err = st.err.Error()
 	}
+	if st.route != nil && st.route.Hooks != nil {
+		rec.HookFailures, rec.HookFailureCount = st.snap.Failures(), st.snap.FailureCount()
+	}
 	rec.Passport = st.m.P
 	for _, o := range st.rt.shared.Observers {
 		o.Observe(rec)
@@ -447,6 +450,7 @@ func (sh *Shared) Abandoned(listener, remote string, start time.Time, k failure.
 func (st *reqState) reset() {
 	st.m = machineZero
 	st.rec = Record{}
+	st.snap.ClearFailures()
 	st.rt, st.req, st.cs, st.route, st.svc, st.err, st.uploadErr = nil, nil, nil, nil, nil, nil, nil
 	st.view, st.shaping, st.routing, st.rejected, st.rewrote, st.upgrade, st.clientIP = sdk.Request{}, hook.Shaping{}, hook.Routing{}, nil, false, "", ""
 	st.admitted, st.retryAfter = nil, 0

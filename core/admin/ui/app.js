@@ -164,7 +164,7 @@ function updateHooks(rows) {
     tr.dataset.hook = r.Hook;
     tr.appendChild(text("td", r.Hook));
     tr.appendChild(text("td", r.Scope));
-    tr.appendChild(text("td", r.Version || "–"));
+    tr.appendChild(text("td", (r.Version || "–") + (r.Current ? "" : " (previous)"), r.Current ? "" : "muted"));
     tr.appendChild(text("td", fmtCount(r.Calls), "num"));
     tr.appendChild(text("td", (r.ErrorRate * 100).toFixed(2) + " %", "num" + (r.ErrorRate > 0 ? " bad" : "")));
     tr.appendChild(text("td", fmtUs(r.MeanUs), "num"));
