@@ -34,23 +34,28 @@ func ScriptOptions(sc config.Script, lg zerolog.Logger) scripts.Options {
 }
 
 // openScripts returns a host per configured script: the running one when its
-// settings did not change, a new one otherwise. A script that does not
-// compile (or fails its own cases) refuses the whole configuration; the new
-// hosts opened so far are closed again.
+// settings did not change, a new one otherwise. A running host reads its
+// files again first and reloads them if they changed, as it does for a
+// change it is notified of: a reload (POST /admin/reload, SIGHUP) picks up
+// a script change the watcher missed. A script that does not compile (or
+// fails its own cases) refuses the whole configuration when its host is
+// new (the new hosts opened so far are closed again); a running host
+// refuses the changed version and keeps serving the one it has.
 func (g *Gateway) openScripts(c *Config) (map[string]*scriptHost, error) {
 	out := make(map[string]*scriptHost, len(c.Scripts))
 	var opened []*scriptHost
 	for i, sc := range c.Scripts {
 		if old := g.scripts[sc.Name]; old != nil && reflect.DeepEqual(old.cfg, sc) {
+			old.host.Recheck()
 			out[sc.Name] = old
 			continue
 		}
 		sh := &scriptHost{cfg: sc}
+		// The host logs each refusal itself, once, with where the
+		// error is and both versions: no callback is needed for that.
 		host, err := scripts.Watch(g.ctx, sc.File, ScriptOptions(sc, g.log),
 			func(_, next *scripts.Script) { sh.cur.Store(hook.NewVersion(sc.Name, next, next.ID())) },
-			func(err error) {
-				g.log.Error().Str("script", sc.Name).Err(err).Msg("script version refused; the previous version keeps serving")
-			})
+			nil)
 		if err != nil {
 			for _, o := range opened {
 				o.host.Close()
