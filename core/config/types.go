@@ -97,12 +97,12 @@ type Admin struct {
 // restart only.
 type Observe struct {
 	// Metrics derives Prometheus metrics, the key numbers, the state-machine
-	// graph and the kept passports (recent, slowest, failed) from every
+	// graph and the kept passports (recent, slowest, failed, hook_failed) from every
 	// request. Default true. When false, /metrics keeps only the process,
 	// runtime, hook and endpoint collectors and the admin page shows no traffic.
 	Metrics bool `yaml:"metrics"`
-	// Passports is how many passports each of the recent, slowest and failed
-	// rings keeps for /admin/passports. Default 256.
+	// Passports is how many passports each of the recent, slowest, failed
+	// and hook_failed rings keeps for /admin/passports. Default 256.
 	Passports int `yaml:"passports"`
 	// Tracing exports OpenTelemetry spans built from passports.
 	Tracing Tracing `yaml:"tracing"`
