@@ -6,10 +6,18 @@
 //
 // # A plugin's life
 //
-// Start launches the binary (github.com/hashicorp/go-plugin over gRPC,
-// with AutoMTLS on a Unix socket in a directory of the plugin's own),
-// negotiates the protocol version, passes the plugin its configuration,
-// and waits for a health check, all within StartTimeout. The plugin's
+// A version is the code it was started from, with its arguments,
+// environment and configuration: when a version is made, its binary is
+// copied into the plugin's private directory (mode 0700, in SocketDir) and
+// its ID is the hash of the bytes copied; its processes run that copy, and
+// so does every restart after a crash or a hang, whatever the file at
+// Options.Path holds by then. Each version's copy is removed when the
+// version is stopped.
+//
+// Start copies and launches the binary (github.com/hashicorp/go-plugin
+// over gRPC, with AutoMTLS on a Unix socket in a directory of the plugin's
+// own), negotiates the protocol version, passes the plugin its
+// configuration, and waits for a health check, all within StartTimeout. The plugin's
 // standard output and error go to the log, line by line, tagged with its
 // name and version and bounded in line length and rate.
 //
@@ -22,17 +30,22 @@
 // binding's failure policy answers the request, except those a cached
 // decision answers.
 //
-// When its binary or config file changes (the directories are watched,
-// changes debounced), or Reconfigure is called, the new version starts and
-// must pass a health check; then new calls go to it, calls in flight finish
-// on the old one (DrainTimeout), and the old process is stopped. A version
-// that fails to start is refused and the old one keeps serving.
+// When its binary or config file changes (with Watch: the directories of
+// the paths and of their symlinks' targets are watched, so that a binary
+// renamed over the old one, a symlink swapped and a Kubernetes ConfigMap
+// update are all seen, with a check every 2s besides; changes debounced),
+// or Reconfigure is given other options, the new version is copied, starts
+// and must pass a health check; then new calls go to it, calls in flight
+// finish on the old one (DrainTimeout), and the old process is stopped. A
+// version that fails to start is refused and the old one keeps serving.
+// Without Watch a changed binary is not picked up until Reconfigure or the
+// next start of the gateway.
 //
 // Close drains and stops every process (SIGKILL to its process group if it
-// does not exit within 2s), then removes the socket directory: no process
-// and no socket file is left. A plugin also dies with the gateway (Linux
-// Pdeathsig), and socket directories left by a gateway that died are
-// removed by the next one to start.
+// does not exit within 2s), then removes the private directory: no
+// process, no socket file and no copy of a binary is left. A plugin also
+// dies with the gateway (Linux Pdeathsig), and private directories left by
+// a gateway that died are removed by the next one to start.
 //
 // # Calls
 //

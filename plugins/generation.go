@@ -18,12 +18,13 @@ import (
 // generation is one version of a plugin (binary + configuration) and the
 // process serving it, restarted when it crashes or hangs. It is the Impl of
 // its hook.Version: it implements the phase interfaces by calling the
-// process.
+// process. Its processes run its private copy of the binary (exe.go).
 type generation struct {
 	h       *Host
 	id      string
 	opts    Options
 	config  []byte
+	exe     *exeCopy
 	version *hook.Version
 	phases  sdk.PhaseSet
 	log     zerolog.Logger
@@ -43,19 +44,20 @@ type generation struct {
 	once    sync.Once
 }
 
-// newGeneration starts version o of the plugin: its first process must
-// start and pass a health check.
+// newGeneration starts version o of the plugin: the binary is copied (the
+// version is the code copied), and the copy's first process must start and
+// pass a health check.
 func (h *Host) newGeneration(o Options) (*generation, error) {
 	config, err := readConfig(o)
 	if err != nil {
 		return nil, fmt.Errorf("plugins: plugin %q: %w", o.Name, err)
 	}
-	id, err := versionID(o, config)
+	exe, id, err := copyBinary(h.dir, o, config)
 	if err != nil {
 		return nil, fmt.Errorf("plugins: plugin %q: %w", o.Name, err)
 	}
 	g := &generation{
-		h: h, id: id, opts: o, config: config,
+		h: h, id: id, opts: o, config: config, exe: exe,
 		log:     h.log.With().Str("version", id).Logger(),
 		drained: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		stopped: make(chan struct{}), done: make(chan struct{}),
@@ -68,6 +70,7 @@ func (h *Host) newGeneration(o Options) (*generation, error) {
 	p, err := g.launch()
 	if err != nil {
 		g.cancel()
+		g.removeExe()
 		return nil, fmt.Errorf("plugins: plugin %q (%s, version %s) did not start: %w", o.Name, o.Path, id, err)
 	}
 	info := p.Info()
@@ -84,13 +87,18 @@ func (h *Host) newGeneration(o Options) (*generation, error) {
 	return g, nil
 }
 
+// launch starts a process of g's copy of the binary, never of the file at
+// Options.Path, which may hold another version by now.
 func (g *generation) launch() (*wire.Process, error) {
+	if err := g.ensureExe(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(g.h.launchCtx)
 	defer cancel()
 	stop := context.AfterFunc(g.ctx, cancel)
 	defer stop()
 	return wire.Launch(ctx, wire.LaunchOptions{
-		Path: g.opts.Path, Args: g.opts.Args, Env: g.opts.Env,
+		Path: g.exe.path, Args: g.opts.Args, Env: g.opts.Env,
 		StartTimeout: g.opts.StartTimeout, SocketDir: g.h.dir, MaxMessageBytes: g.opts.MaxMessageBytes,
 		Limits: g.opts.Limits, Log: g.log,
 		Conn: wire.ConnOptions{Name: g.opts.Name, Config: g.config, MaxBodyBytes: g.opts.MaxBodyBytes, Transport: g.opts.Transport},
@@ -227,7 +235,7 @@ func (realClock) wait(d time.Duration, stop <-chan struct{}) bool {
 
 // retire stops new calls from using g (they go to the serving version),
 // waits for its calls in flight (at most DrainTimeout), then stops its
-// process.
+// process and removes its copy of the binary.
 func (g *generation) retire() {
 	g.once.Do(func() {
 		g.retired.Store(true)
@@ -246,7 +254,14 @@ func (g *generation) retire() {
 		close(g.stopped)
 		g.cancel()
 		<-g.done
+		g.removeExe()
 	})
+}
+
+func (g *generation) removeExe() {
+	if err := g.exe.remove(); err != nil {
+		g.log.Error().Err(err).Msg("private copy of the plugin binary not removed")
+	}
 }
 
 var errOverloaded = errors.New("over the plugin's bound on calls in flight (max_concurrent)")

@@ -2,11 +2,8 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,8 +20,9 @@ import (
 
 // Host runs one plugin: it is a hook.Source whose version is the plugin's
 // serving version (ID: a hash of the binary, its arguments, environment and
-// configuration), restarts the process when it crashes or hangs, and swaps
-// in a new version when the binary or its configuration changes.
+// configuration; the version runs a private copy of that binary), restarts
+// the process (from the same copy) when it crashes or hangs, and swaps in a
+// new version when the binary or its configuration changes.
 type Host struct {
 	name string
 	log  zerolog.Logger
@@ -67,12 +65,16 @@ func Start(ctx context.Context, o Options) (*Host, error) {
 	cleanStaleDirs(o.SocketDir)
 	dir, err := os.MkdirTemp(o.SocketDir, dirPrefix(os.Getpid())+shortName(o.Name)+"-")
 	if err != nil {
-		return nil, fmt.Errorf("plugins: plugin %q: socket directory: %w", o.Name, err)
+		return nil, fmt.Errorf("plugins: plugin %q: private directory: %w", o.Name, err)
 	}
 	h := &Host{name: o.Name, log: o.Logger.With().Str("plugin", o.Name).Logger(), dir: dir, opts: o, stopCtx: make(chan struct{}),
 		onUp: o.OnUp, upLast: true}
 	h.launchCtx, h.cancelLaunch = context.WithCancel(context.Background())
 	h.maxConc.Store(int64(o.MaxConcurrent))
+	var initial []fileState
+	if o.Watch {
+		initial = fileStates(watchedFiles(o))
+	}
 	abandon := context.AfterFunc(ctx, h.cancelLaunch)
 	g, err := h.newGeneration(o)
 	abandon()
@@ -83,7 +85,7 @@ func Start(ctx context.Context, o Options) (*Host, error) {
 	}
 	h.cur.Store(g)
 	if o.Watch {
-		if h.watch, err = h.startWatch(o); err != nil {
+		if h.watch, err = h.startWatch(o, initial); err != nil {
 			g.retire()
 			h.cancelLaunch()
 			os.RemoveAll(dir)
@@ -130,7 +132,9 @@ func (h *Host) upChanged(g *generation, up bool, why string) {
 	h.onUp(up, why)
 }
 
-// Dir returns the plugin's socket directory (removed by Close).
+// Dir returns the plugin's private directory (removed by Close): the
+// socket directories of its processes and the copies of its binary they
+// run.
 func (h *Host) Dir() string { return h.dir }
 
 // Stats returns the Host's counters and state.
@@ -180,6 +184,10 @@ func (h *Host) Reconfigure(o Options) error {
 	if sameOptions(o, h.opts) {
 		return nil
 	}
+	var initial []fileState
+	if o.Watch && (h.watch == nil || !h.watch.same(o)) {
+		initial = fileStates(watchedFiles(o))
+	}
 	old := h.cur.Load()
 	g, err := h.newGeneration(o)
 	if err != nil {
@@ -190,7 +198,7 @@ func (h *Host) Reconfigure(o Options) error {
 		stale, h.watch = h.watch, nil
 	}
 	if o.Watch && h.watch == nil {
-		if h.watch, err = h.startWatch(o); err != nil {
+		if h.watch, err = h.startWatch(o, initial); err != nil {
 			h.log.Error().Err(err).Msg("plugin files not watched")
 		}
 	}
@@ -261,10 +269,10 @@ func (h *Host) setLastError(s string) { h.lastErr.Store(&s) }
 
 // Close stops the plugin: starts in progress are aborted, calls in flight
 // finish (within DrainTimeout), then every process is stopped (killed if it
-// does not exit) and the plugin's socket directory is removed. Calls made
-// after Close fail (unavailable); Current keeps returning the last version
-// so that its bindings' failure policy applies. Close is safe to call more
-// than once.
+// does not exit) and the plugin's private directory (sockets, binary
+// copies) is removed. Calls made after Close fail (unavailable); Current
+// keeps returning the last version so that its bindings' failure policy
+// applies. Close is safe to call more than once.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		close(h.stopCtx)
@@ -280,7 +288,7 @@ func (h *Host) Close() error {
 		h.cur.Load().retire()
 		h.retiring.Wait()
 		if err := os.RemoveAll(h.dir); err != nil {
-			h.log.Error().Err(err).Msg("plugin socket directory not removed")
+			h.log.Error().Err(err).Msg("plugin directory not removed")
 		}
 		h.log.Info().Msg("plugin stopped")
 	})
@@ -299,29 +307,9 @@ func readConfig(o Options) ([]byte, error) {
 	return b, nil
 }
 
-// versionID hashes what makes a version: the binary's contents, its
-// arguments, environment and configuration.
-func versionID(o Options, config []byte) (string, error) {
-	f, err := os.Open(o.Path)
-	if err != nil {
-		return "", fmt.Errorf("binary: %w", err)
-	}
-	defer f.Close()
-	sum := sha256.New()
-	if _, err := io.Copy(sum, f); err != nil {
-		return "", fmt.Errorf("binary: %w", err)
-	}
-	for _, part := range [][]string{o.Args, o.Env, {string(config)}} {
-		fmt.Fprintf(sum, "\x00%d", len(part))
-		for _, s := range part {
-			fmt.Fprintf(sum, "\x00%d:%s", len(s), s)
-		}
-	}
-	return hex.EncodeToString(sum.Sum(nil))[:12], nil
-}
-
-// Socket directories are named gatehouse-plugin-<gateway pid>-<name>-*, so
-// that a gateway can remove those a dead gateway left behind.
+// A Host's private directory (its processes' socket directories and the
+// copies of its binary) is named gatehouse-plugin-<gateway pid>-<name>-*,
+// so that a gateway can remove those a dead gateway left behind.
 const dirBase = "gatehouse-plugin-"
 
 func dirPrefix(pid int) string { return dirBase + strconv.Itoa(pid) + "-" }
@@ -339,7 +327,8 @@ func shortName(name string) string {
 	}, name)
 }
 
-// cleanStaleDirs removes the socket directories of gateways that are gone.
+// cleanStaleDirs removes the private directories (sockets, binary copies)
+// of gateways that are gone.
 func cleanStaleDirs(base string) {
 	entries, err := os.ReadDir(base)
 	if err != nil {

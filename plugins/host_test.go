@@ -299,7 +299,8 @@ func (c *backoffClock) next(t *testing.T) time.Duration {
 	return 0
 }
 
-// socketDirs lists what the Host's socket directory holds.
+// socketDirs lists what the Host's private directory holds besides the
+// copies of its binary: the socket directories of its processes.
 func socketDirs(t *testing.T, h *Host) []string {
 	t.Helper()
 	entries, err := os.ReadDir(h.Dir())
@@ -308,7 +309,9 @@ func socketDirs(t *testing.T, h *Host) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		out = append(out, e.Name())
+		if !strings.HasPrefix(e.Name(), "bin-") {
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }
@@ -317,8 +320,8 @@ func socketDirs(t *testing.T, h *Host) []string {
 // RestartBackoff, doubling with each failed restart up to
 // MaxRestartBackoff; a crash before StableAfter keeps the backoff reached,
 // one after StableAfter starts again from RestartBackoff. Calls fail fast
-// all along. It also pins a bug: a restart that failed at exec (binary
-// missing) left its empty plugin-dir* in the Host's socket directory
+// all along. It also pins a bug: a restart that failed at exec (binary not
+// executable) left its empty plugin-dir* in the Host's socket directory
 // (go-plugin cleans up only a process that started), one per failed
 // restart, until Close.
 func TestRestartBackoff(t *testing.T) {
@@ -334,8 +337,10 @@ func TestRestartBackoff(t *testing.T) {
 	if got := socketDirs(t, h); len(got) != 1 {
 		t.Fatalf("socket directory of a running plugin holds %q, want its one plugin-dir", got)
 	}
-	// The binary goes away: every restart fails.
-	if err := os.Rename(path, path+".gone"); err != nil {
+	// The version's copy of the binary cannot be executed: every restart
+	// fails (at exec).
+	exe := h.cur.Load().exe.path
+	if err := os.Chmod(exe, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Kill(h.Stats().PID, syscall.SIGKILL)
@@ -364,8 +369,8 @@ func TestRestartBackoff(t *testing.T) {
 		t.Fatalf("call while down: %v (want the backoff capped at 80ms)", err)
 	}
 
-	// The binary is back: the next restart succeeds.
-	if err := os.Rename(path+".gone", path); err != nil {
+	// The copy is executable again: the next restart succeeds.
+	if err := os.Chmod(exe, 0o500); err != nil {
 		t.Fatal(err)
 	}
 	restart := func() int {
@@ -561,7 +566,8 @@ func TestCloseWhileDownAndWhileStarting(t *testing.T) {
 	}
 }
 
-// TestStaleSocketDirs: a directory a dead gateway left is removed.
+// TestStaleSocketDirs: a directory a dead gateway left (sockets, binary
+// copies) is removed.
 func TestStaleSocketDirs(t *testing.T) {
 	e := newEnv(t)
 	// A PID that is surely not running: a child that has exited.
@@ -571,6 +577,10 @@ func TestStaleSocketDirs(t *testing.T) {
 	}
 	stale := filepath.Join(e.base, dirPrefix(cmd.Process.Pid)+"old-1234")
 	if err := os.MkdirAll(filepath.Join(stale, "plugin-dir1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// With the copy of the binary its processes ran.
+	if err := os.WriteFile(filepath.Join(stale, "bin-0123456789ab-1"), []byte("\x7fELF"), 0o500); err != nil {
 		t.Fatal(err)
 	}
 	e.start(e.options(bin.misbehave)).Close()

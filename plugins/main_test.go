@@ -25,6 +25,8 @@ import (
 // Binaries built once by TestMain, in one go build.
 var bin struct {
 	misbehave, authz, quota, rawframes string
+	// misbehave2 is misbehave built with main.build=2: other code.
+	misbehave2 string
 }
 
 func TestMain(m *testing.M) {
@@ -35,13 +37,17 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer os.RemoveAll(dir)
 		pkgs := []string{"./testdata/misbehave", "./testdata/rawframes", "../examples/plugins/authz", "../examples/plugins/quota"}
-		args := append([]string{"build", "-o", dir + "/"}, pkgs...)
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(args, " "), err, out)
-			return 1
+		for _, args := range [][]string{
+			append([]string{"build", "-o", dir + "/"}, pkgs...),
+			{"build", "-o", filepath.Join(dir, "misbehave2"), "-ldflags", "-X main.build=2", "./testdata/misbehave"},
+		} {
+			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return 1
+			}
 		}
 		bin.misbehave, bin.authz, bin.quota = filepath.Join(dir, "misbehave"), filepath.Join(dir, "authz"), filepath.Join(dir, "quota")
-		bin.rawframes = filepath.Join(dir, "rawframes")
+		bin.rawframes, bin.misbehave2 = filepath.Join(dir, "rawframes"), filepath.Join(dir, "misbehave2")
 		code := m.Run()
 		if code == 0 {
 			// Every Host closed: none of its goroutines may be left.

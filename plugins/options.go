@@ -19,9 +19,17 @@ import (
 type Options struct {
 	// Name identifies the plugin in bindings, logs and metrics. Required.
 	Name string
-	// Path is the plugin binary. Required. Its directory is watched when
-	// Watch is set: replace the binary by renaming a new file over it (mv,
-	// install); writing into a running binary fails with "text file busy".
+	// Path is the plugin binary. Required. A version runs the code it was
+	// made from: when a version is made (Start, Reconfigure, the watcher)
+	// the binary is copied into the Host's private directory (SocketDir),
+	// its ID is the hash of the bytes copied, and its processes run that
+	// copy, restarts after a crash or a hang included. A binary changed on
+	// disk runs only as a new version: with Watch, once the watcher sees
+	// the change (replace the binary by renaming a new file over it, mv or
+	// install, so that no reload reads it half-written); without Watch,
+	// when Reconfigure is given other options or the gateway starts again.
+	// The plugin's program name (os.Args[0]) and os.Executable are the
+	// copy's path.
 	Path string
 	// Args are the binary's arguments (without the program name).
 	Args []string
@@ -31,8 +39,10 @@ type Options struct {
 	// Config is the configuration blob passed to the plugin at start
 	// (plugin.Configurer); the gateway passes the YAML it was given as JSON.
 	Config []byte
-	// ConfigFile, when set, is read at every start and its contents are
-	// passed instead of Config; with Watch it is watched like the binary.
+	// ConfigFile, when set, is read when a version is made and its contents
+	// are passed instead of Config (restarts pass the same contents); with
+	// Watch it is watched like the binary. Symlinks are followed, and a
+	// Kubernetes ConfigMap's swap of its ..data symlink is a change.
 	ConfigFile string
 
 	// StartTimeout bounds a start: process start, handshake, Configure and
@@ -82,19 +92,25 @@ type Options struct {
 	// CacheMaxTTL caps the time a cached decision is reused, whatever the
 	// plugin asks. Required when CacheEntries > 0. Default 1m.
 	CacheMaxTTL time.Duration
-	// Watch reloads the plugin when its binary (or ConfigFile) changes: the
-	// new version starts and passes a health check before new calls go to
-	// it; a version that fails to start is refused and the old one keeps
-	// serving. Default true.
+	// Watch reloads the plugin when its binary (or ConfigFile) changes: when
+	// the path resolves to another file (a symlink swapped) or that file
+	// changed. The new version starts and passes a health check before new
+	// calls go to it; a version that fails to start is refused and the old
+	// one keeps serving. The paths' directories (and their targets') are
+	// watched, and the files are checked every 2s as well. Without Watch, a
+	// changed binary or ConfigFile is not picked up, not even by a restart
+	// after a crash. Default true.
 	Watch bool
 	// ReloadDebounce is how long the watcher waits after the last change
 	// of a watched file before reloading. Default 200ms.
 	ReloadDebounce time.Duration
 	// Limits are optional OS bounds on the plugin process (zero: inherited).
 	Limits wire.Limits
-	// SocketDir is where the plugin's own socket directory is made (and
-	// removed on Close). Default os.TempDir(). Unix socket paths are limited
-	// to 108 bytes: keep it short.
+	// SocketDir is where the plugin's own private directory (mode 0700) is
+	// made, and removed on Close: its processes' sockets and the copies of
+	// its binary they run, so programs must be allowed to run there (not a
+	// file system mounted noexec). Default os.TempDir(). Unix socket paths
+	// are limited to 108 bytes: keep it short.
 	SocketDir string
 	// Logger receives the host's events and the plugin's output, tagged
 	// with the plugin's name and version. Default: disabled.
@@ -109,6 +125,9 @@ type Options struct {
 	// clock measures and waits the restart backoff; nil: the real one.
 	// Tests inject a clock to check the backoff without sleeping.
 	clock clock
+	// pollInterval is how often the watcher checks the files without an
+	// event; 0: pollInterval. Tests set it.
+	pollInterval time.Duration
 }
 
 // DefaultOptions returns options with every bound set to its documented
@@ -152,7 +171,7 @@ func (o *Options) validate() error {
 	if err != nil {
 		return fmt.Errorf("plugins: plugin %q: Options.Path: %w", o.Name, err)
 	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("plugins: plugin %q: Options.Path %s is not an executable file", o.Name, o.Path)
 	}
 	if o.ConfigFile != "" {

@@ -371,8 +371,21 @@ func (t teeCloser) Read(p []byte) (int, error) {
 
 func (t teeCloser) Close() error { return t.r.Close() }
 
+// Start starts the process. An exec that fails with "text file busy" is
+// retried a few times: a binary just written (the host's copy of it) is
+// busy while a process forked elsewhere in the gateway still holds the
+// descriptor it was written through, until that process's own exec
+// closes it.
 func (r *procRunner) Start(context.Context) error {
 	err := r.cmd.Start()
+	for wait := time.Millisecond; errors.Is(err, syscall.ETXTBSY) && wait <= 64*time.Millisecond; wait *= 2 {
+		time.Sleep(wait)
+		c := exec.Command(r.cmd.Path)
+		c.Args, c.Env, c.Dir, c.SysProcAttr = r.cmd.Args, r.cmd.Env, r.cmd.Dir, r.cmd.SysProcAttr
+		c.Stdout, c.Stderr = r.cmd.Stdout, r.cmd.Stderr
+		r.cmd = c
+		err = r.cmd.Start()
+	}
 	r.outW.Close()
 	r.errW.Close()
 	if err != nil {
