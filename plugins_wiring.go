@@ -91,6 +91,9 @@ func (g *Gateway) openPlugins(c *Config) (*pluginPlan, error) {
 		if err == nil {
 			if old := running[pc.Name]; old != nil {
 				if reflect.DeepEqual(old.cfg, pc) {
+					// Same settings: the files may still have changed
+					// (a binary replaced without watch).
+					old.host.Recheck()
 					plan.next[pc.Name] = old
 					continue
 				}

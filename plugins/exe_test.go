@@ -316,3 +316,36 @@ func TestNoexecDir(t *testing.T) {
 		t.Fatalf("Start in a noexec directory: %v", err)
 	}
 }
+
+// TestRecheckPicksUpReplacedBinary: without watch, a binary replaced on
+// disk is a new version when the configuration is reloaded (Recheck), and
+// a broken one is refused while the running version keeps serving.
+func TestRecheckPicksUpReplacedBinary(t *testing.T) {
+	e := newEnv(t)
+	path := filepath.Join(t.TempDir(), "plugin")
+	copyFile(t, bin.misbehave, path)
+	o := e.options(path)
+	h := e.start(o)
+	v1 := h.Current()
+	h.Recheck()
+	if h.Current() != v1 || h.Stats().Reloads != 0 {
+		t.Fatal("Recheck of unchanged files made a new version")
+	}
+	brokenBinary(t, path)
+	h.Recheck()
+	if h.Current() != v1 || h.Stats().Refusals != 1 {
+		t.Fatalf("a broken replacement: version %s (was %s), stats %+v", h.Current().ID, v1.ID, h.Stats())
+	}
+	copyFile(t, bin.misbehave2, path)
+	h.Recheck()
+	if h.Current() == v1 {
+		t.Fatal("Recheck did not pick up the replaced binary")
+	}
+	d, err := validate(h, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Labels["build"] != "2" {
+		t.Fatalf("after Recheck the plugin answers %v, want build 2", d.Labels)
+	}
+}

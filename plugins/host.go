@@ -214,8 +214,15 @@ func sameOptions(a, b Options) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// Recheck starts a new version if the binary or the config file on disk
+// changed since the running version started: a configuration reload asks,
+// so that a binary replaced without watch is picked up by it (with watch
+// the watcher does it on its own). A version that does not start is
+// refused and logged; the running one keeps serving.
+func (h *Host) Recheck() { h.reload() }
+
 // reload starts the plugin again if its files changed (called by the
-// watcher).
+// watcher and Recheck).
 func (h *Host) reload() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -27,7 +27,8 @@ type Options struct {
 	// disk runs only as a new version: with Watch, once the watcher sees
 	// the change (replace the binary by renaming a new file over it, mv or
 	// install, so that no reload reads it half-written); without Watch,
-	// when Reconfigure is given other options or the gateway starts again.
+	// when Recheck is called (a configuration reload does), Reconfigure is
+	// given other options or the gateway starts again.
 	// The plugin's program name (os.Args[0]) and os.Executable are the
 	// copy's path.
 	Path string
@@ -98,8 +99,9 @@ type Options struct {
 	// calls go to it; a version that fails to start is refused and the old
 	// one keeps serving. The paths' directories (and their targets') are
 	// watched, and the files are checked every 2s as well. Without Watch, a
-	// changed binary or ConfigFile is not picked up, not even by a restart
-	// after a crash. Default true.
+	// changed binary or ConfigFile is picked up only by Recheck (a
+	// configuration reload) or Reconfigure, never by a restart after a
+	// crash. Default true.
 	Watch bool
 	// ReloadDebounce is how long the watcher waits after the last change
 	// of a watched file before reloading. Default 200ms.

@@ -496,7 +496,8 @@ type Plugin struct {
 	// Path is the plugin binary, an executable file. Required. A relative
 	// path is looked for in the configuration file's directory, then in the
 	// working directory. When watch is on, replacing it (rename a new file
-	// over it) hot-reloads the plugin.
+	// over it) hot-reloads the plugin. The plugin runs from a private copy
+	// made when its version starts, restarts included.
 	Path string `yaml:"path"`
 	// Args are the binary's arguments (without the program name).
 	Args []string `yaml:"args"`
@@ -537,7 +538,8 @@ type Plugin struct {
 	Cache PluginCache `yaml:"cache"`
 	// Watch hot-reloads the plugin when its binary or config_file changes:
 	// the new version must start and pass a health check before it serves;
-	// one that fails is refused and the old one keeps serving. Default true.
+	// one that fails is refused and the old one keeps serving. Without it a
+	// change is picked up by the next configuration reload. Default true.
 	Watch bool `yaml:"watch"`
 	// Limits are optional OS bounds on the plugin process (Linux rlimits).
 	Limits PluginLimits `yaml:"limits"`
