@@ -83,7 +83,8 @@
 // Object.fromEntries), Array.prototype.includes/indexOf/lastIndexOf,
 // concat, flat, Object.values/entries/assign, normalize and JSON check the
 // deadline as they go; a string counts as an array of its length for
-// Object.keys and friends; the results of String.prototype methods,
+// Object.keys and friends, and an entry of Object.entries (an array of
+// its own) as four elements; the results of String.prototype methods,
 // normalize and the URI encoders are held to MaxStringLength. An
 // array-like whose length is an accessor or an object, or a Proxy, is
 // refused where a guard reads a length (the built-in would read it again).

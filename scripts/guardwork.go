@@ -128,6 +128,10 @@ func (st *vmState) checkKeys(v goja.Value, what string) {
 	}
 }
 
+// entryWeight is what an entry of Object.entries counts for against
+// MaxArrayLength.
+const entryWeight = 4
+
 // objectValues is Object.values / Object.entries, reading the keys with
 // Object.keys and the values one at a time, checking the deadline.
 func (st *vmState) objectValues(keys func(goja.FunctionCall) goja.Value, c goja.FunctionCall, entries bool) goja.Value {
@@ -140,6 +144,12 @@ func (st *vmState) objectValues(keys func(goja.FunctionCall) goja.Value, c goja.
 	ks := keys(goja.FunctionCall{Arguments: []goja.Value{c.Argument(0)}}).ToObject(rt)
 	o := c.Argument(0).ToObject(rt)
 	n := st.checkLength(ks, what)
+	if max := int64(st.s.opts.MaxArrayLength) / entryWeight; entries && n > max {
+		// Each entry is an array of its own, about entryWeight elements'
+		// worth of memory: at the array limit, one call would allocate
+		// some 180 MB.
+		panic(st.rangeError("%s: %d entries, each an array, exceed the limit (MaxArrayLength / %d = %d)", what, n, entryWeight, max))
+	}
 	out := make([]any, 0, n)
 	for i := int64(0); i < n; i++ {
 		st.tick()
