@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/dop251/goja"
@@ -68,9 +70,19 @@ func kind(v goja.Value) string {
 	return v.String()
 }
 
+// The fields each decision allows, in the order they are converted (an
+// error names the first bad one in this order).
+var (
+	validateFields = []string{"reject", "labels"}
+	shapeFields    = []string{"reject", "priority", "rateKey", "cost", "labels"}
+	routeFields    = []string{"service", "path", "setHeader", "removeHeader", "timeoutMs", "labels"}
+	respondFields  = []string{"setHeader", "removeHeader"}
+	rejectFields   = []string{"status", "header", "body"}
+)
+
 // decisionObject returns the returned value as an object with only the
 // allowed keys, or nil for undefined/null.
-func decisionObject(v goja.Value, what string, allowed ...string) *goja.Object {
+func decisionObject(v goja.Value, what string, allowed []string) *goja.Object {
 	if absent(v) {
 		return nil
 	}
@@ -78,25 +90,22 @@ func decisionObject(v goja.Value, what string, allowed ...string) *goja.Object {
 	if ok && o.ExportType() == promiseType {
 		convFail("%s is a Promise: phase functions must be synchronous (no async)", what)
 	}
-	if !ok || o.ClassName() == "Array" {
+	var class string
+	if ok {
+		class = o.ClassName()
+	}
+	if !ok || class == "Array" {
 		if k := kind(v); k == "a Promise" {
 			convFail("%s is a Promise: phase functions must be synchronous (no async)", what)
 		} else {
 			convFail("%s is %s, want an object or undefined", what, k)
 		}
 	}
-	if o.ClassName() == "Function" {
+	if class == "Function" {
 		convFail("%s is a function, want an object or undefined", what)
 	}
 	for _, k := range o.GetOwnPropertyNames() {
-		known := false
-		for _, a := range allowed {
-			if k == a {
-				known = true
-				break
-			}
-		}
-		if !known {
+		if !slices.Contains(allowed, k) {
 			convFail("%s has unknown field %q (allowed: %v)", what, k, allowed)
 		}
 	}
@@ -148,7 +157,12 @@ func getStringMap(o *goja.Object, key, what string) map[string]string {
 		return nil
 	}
 	m, ok := v.(*goja.Object)
-	if !ok || m.ClassName() == "Array" || m.ClassName() == "String" {
+	if ok {
+		if c := m.ClassName(); c == "Array" || c == "String" {
+			ok = false
+		}
+	}
+	if !ok {
 		convFail("%s.%s is %s, want an object of strings", what, key, kind(v))
 	}
 	keys := m.GetOwnPropertyNames()
@@ -159,8 +173,9 @@ func getStringMap(o *goja.Object, key, what string) map[string]string {
 	for _, k := range keys {
 		e := m.Get(k)
 		if goja.IsString(e) || goja.IsNumber(e) || isBool(e) {
-			out[k] = e.String()
-			if len(k) > maxDecisionKey || len(out[k]) > maxDecisionValue {
+			s := e.String()
+			out[k] = s
+			if len(k) > maxDecisionKey || len(s) > maxDecisionValue {
 				convFail("%s.%s[%.40q...]: names are limited to %d bytes and values to %d bytes", what, key, k, maxDecisionKey, maxDecisionValue)
 			}
 		} else {
@@ -185,7 +200,7 @@ func getStringList(o *goja.Object, key, what string) []string {
 	}
 	out := make([]string, 0, n)
 	for i := int64(0); i < n; i++ {
-		e := a.Get(fmt.Sprint(i))
+		e := a.Get(strconv.FormatInt(i, 10))
 		if !goja.IsString(e) {
 			convFail("%s.%s[%d] is %s, want a string", what, key, i, kind(e))
 		}
@@ -200,7 +215,7 @@ func getReject(o *goja.Object, what string) *sdk.Reject {
 		return nil
 	}
 	w := what + ".reject"
-	r := decisionObject(v, w, "status", "header", "body")
+	r := decisionObject(v, w, rejectFields)
 	if r.Get("status") == nil || absent(r.Get("status")) {
 		convFail("%s.status is missing", w)
 	}
@@ -209,7 +224,7 @@ func getReject(o *goja.Object, what string) *sdk.Reject {
 
 func (st *vmState) toValidate(v goja.Value) sdk.ValidateDecision {
 	const what = "validate result"
-	o := decisionObject(v, what, "reject", "labels")
+	o := decisionObject(v, what, validateFields)
 	if o == nil {
 		return sdk.ValidateDecision{}
 	}
@@ -218,7 +233,7 @@ func (st *vmState) toValidate(v goja.Value) sdk.ValidateDecision {
 
 func (st *vmState) toShape(v goja.Value) sdk.ShapeDecision {
 	const what = "shape result"
-	o := decisionObject(v, what, "reject", "priority", "rateKey", "cost", "labels")
+	o := decisionObject(v, what, shapeFields)
 	if o == nil {
 		return sdk.ShapeDecision{}
 	}
@@ -240,7 +255,7 @@ func (st *vmState) toShape(v goja.Value) sdk.ShapeDecision {
 
 func (st *vmState) toRoute(v goja.Value) sdk.RouteDecision {
 	const what = "route result"
-	o := decisionObject(v, what, "service", "path", "setHeader", "removeHeader", "timeoutMs", "labels")
+	o := decisionObject(v, what, routeFields)
 	if o == nil {
 		return sdk.RouteDecision{}
 	}
@@ -266,7 +281,7 @@ func (st *vmState) toRoute(v goja.Value) sdk.RouteDecision {
 
 func (st *vmState) toRespond(v goja.Value) sdk.RespondDecision {
 	const what = "respond result"
-	o := decisionObject(v, what, "setHeader", "removeHeader")
+	o := decisionObject(v, what, respondFields)
 	if o == nil {
 		return sdk.RespondDecision{}
 	}

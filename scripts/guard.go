@@ -143,7 +143,16 @@ func (st *vmState) thisString(c goja.FunctionCall, what string) goja.String {
 	if absent(c.This) {
 		panic(st.rt.NewTypeError("String.prototype.%s called on null or undefined", what))
 	}
-	return st.checkString(c.This.ToString(), "String.prototype."+what)
+	// A string receiver is its own ToString: taking it as it is saves
+	// boxing it again, and the name is joined only for the error.
+	s, ok := c.This.(goja.String)
+	if !ok {
+		s = st.str(c.This.ToString())
+	}
+	if s.Length() > st.s.opts.MaxStringLength {
+		st.checkString(s, "String.prototype."+what)
+	}
+	return s
 }
 
 func (st *vmState) checkString(v goja.Value, what string) goja.String {
@@ -532,7 +541,7 @@ func (st *vmState) guardStrings() {
 			st.thisString(c, what)
 			r := orig(c)
 			// toUpperCase and the like grow a string up to 3 times.
-			if rs, ok := r.(goja.String); ok {
+			if rs, ok := r.(goja.String); ok && rs.Length() > st.s.opts.MaxStringLength {
 				st.checkResult(int64(rs.Length()), "String.prototype."+what)
 			}
 			return r

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"time"
 
 	"github.com/dop251/goja"
@@ -35,21 +36,37 @@ type vmState struct {
 	obs                *observationView
 	obsObj             *goja.Object
 
+	// The arguments of the phase functions, made once: the views are the
+	// same objects on every call. A call passes them as they are only to
+	// a function whose shareArgs is set, one that copies its arguments
+	// before running (a plain or arrow function, a built-in); any other
+	// callable (a Proxy, whose apply trap sees them as an array) gets a
+	// copy, so that nothing a script keeps aliases them.
+	reqArgs   []goja.Value // [req]
+	respArgs  []goja.Value // [req, resp]
+	obsArgs   []goja.Value // [obs]
+	shareArgs [len(sdk.Phases)]bool
+
 	rangeErrorCtor goja.Value
 	builtinExecObj goja.Value                         // RegExp.prototype.exec as installed
 	builtinExec    func(goja.FunctionCall) goja.Value // and its Go function
 	joining        []*goja.Object                     // arrays being joined, for cycles and nesting
 	guard          guardState                         // state of the other guarded built-ins
 	canon          map[string]string                  // header names asked for → canonical form (maxCanonCache)
+	strCache       [strCacheSlots]cachedString        // label and header values converted (jsString)
 
 	// Per call.
 	deadline   time.Time
 	reqID      string
-	timer      *time.Timer // interrupts the runtime at the call's deadline; made once, reset per call
+	watch      *watchdog   // interrupts the runtime at the call's deadline
 	stopCancel func() bool // stops the context.AfterFunc that interrupts the runtime (contexts without a deadline)
 	onDone     func()      // interrupts the runtime; made once so a call allocates no closure
 	fired      bool        // set by leave when the timer had fired
 }
+
+// funcType is the ExportType of an ordinary function (JavaScript or
+// built-in), as opposed to a Proxy or a class constructor.
+var funcType = reflect.TypeOf((func(goja.FunctionCall) goja.Value)(nil))
 
 // sandboxJS removes what a script must not have: dynamic code (eval, the
 // Function constructors), binary buffers (whose constructors allocate
@@ -84,9 +101,8 @@ func newVMState(s *Script) (st *vmState, err error) {
 	rt.SetMaxCallStackSize(s.opts.MaxCallStackSize)
 	rt.SetParserOptions(parser.WithDisableSourceMaps)
 	st = &vmState{s: s, rt: rt, rangeErrorCtor: rt.Get("RangeError")}
-	timer := time.AfterFunc(time.Hour, func() { rt.Interrupt(errDeadline) })
-	timer.Stop()
-	st.timer = timer
+	watch := newWatchdog(rt)
+	st.watch = watch
 	st.onDone = func() { rt.Interrupt(errDeadline) }
 
 	// The top level of a script runs like a call: under a deadline (armed
@@ -94,13 +110,17 @@ func newVMState(s *Script) (st *vmState, err error) {
 	// built-ins turned into errors.
 	built := st
 	defer func() {
-		fired := !timer.Stop()
+		fired := watch.disarm()
 		built.deadline = time.Time{}
 		if r := recover(); r != nil {
 			st, err = nil, loadFailure(s, r)
 		} else if fired && err == nil {
-			// The interrupt may land after this returns: do not use the runtime.
+			// Interrupted after the code had finished: the interrupt is
+			// pending in the runtime.
 			st, err = nil, loadFailure(s, errDeadline)
+		}
+		if st == nil {
+			watch.stop()
 		}
 	}()
 	if _, err := rt.RunString(sandboxJS); err != nil {
@@ -115,7 +135,7 @@ func newVMState(s *Script) (st *vmState, err error) {
 	}
 	st.installViews()
 	st.deadline = time.Now().Add(s.opts.CallTimeout)
-	timer.Reset(s.opts.CallTimeout)
+	watch.arm(st.deadline)
 	exports, err := st.loadModules()
 	if err != nil {
 		return nil, loadFailure(s, err)
@@ -130,11 +150,13 @@ func newVMState(s *Script) (st *vmState, err error) {
 		if err != nil || k != p.String() {
 			return nil, &LoadError{File: main.file, Msg: fmt.Sprintf("unknown export %q: a script exports only phase functions (validate, shape, route, respond, observe)", k)}
 		}
-		fn, ok := goja.AssertFunction(eo.Get(k))
+		fv := eo.Get(k)
+		fn, ok := goja.AssertFunction(fv)
 		if !ok {
 			return nil, &LoadError{File: main.file, Msg: fmt.Sprintf("exports.%s is %s, want a function", k, kind(eo.Get(k)))}
 		}
 		st.fns[p] = fn
+		st.shareArgs[p] = fv.ExportType() == funcType
 		st.phases = st.phases.With(p)
 	}
 	if st.phases.Empty() {

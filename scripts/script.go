@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,7 @@ func Compile(path string, opts Options) (*Script, error) {
 		return nil, err
 	}
 	s.phases = st.phases
-	s.pool = newPool(opts.PoolSize, st)
+	s.pool = newPool(opts.PoolSize, st, s.newRuntime)
 	return s, nil
 }
 
@@ -82,9 +83,12 @@ func (s *Script) withConfig(cfg map[string]any) (*Script, error) {
 		return nil, err
 	}
 	c.phases = st.phases
-	c.pool = newPool(opts.PoolSize, st)
+	c.pool = newPool(opts.PoolSize, st, c.newRuntime)
 	return c, nil
 }
+
+// newRuntime makes a runtime for the pool's maker.
+func (s *Script) newRuntime() (*vmState, error) { return newVMState(s) }
 
 func scriptName(p string) string {
 	base := filepath.Base(filepath.Clean(p))
@@ -146,7 +150,7 @@ func (s *Script) Validate(ctx context.Context, req *sdk.Request) (d sdk.Validate
 		return d, err
 	}
 	defer s.leave(ctx, st, sdk.PhaseValidate, &err)
-	d = st.toValidate(st.call(sdk.PhaseValidate, st.reqObj))
+	d = st.toValidate(st.call(sdk.PhaseValidate, st.reqArgs))
 	return d, nil
 }
 
@@ -160,7 +164,7 @@ func (s *Script) Shape(ctx context.Context, req *sdk.Request) (d sdk.ShapeDecisi
 		return d, err
 	}
 	defer s.leave(ctx, st, sdk.PhaseShape, &err)
-	d = st.toShape(st.call(sdk.PhaseShape, st.reqObj))
+	d = st.toShape(st.call(sdk.PhaseShape, st.reqArgs))
 	return d, nil
 }
 
@@ -174,7 +178,7 @@ func (s *Script) Route(ctx context.Context, req *sdk.Request) (d sdk.RouteDecisi
 		return d, err
 	}
 	defer s.leave(ctx, st, sdk.PhaseRoute, &err)
-	d = st.toRoute(st.call(sdk.PhaseRoute, st.reqObj))
+	d = st.toRoute(st.call(sdk.PhaseRoute, st.reqArgs))
 	return d, nil
 }
 
@@ -190,7 +194,7 @@ func (s *Script) Respond(ctx context.Context, req *sdk.Request, resp *sdk.Respon
 	}
 	st.resp.resp = resp
 	defer s.leave(ctx, st, sdk.PhaseRespond, &err)
-	d = st.toRespond(st.call(sdk.PhaseRespond, st.reqObj, st.respObj))
+	d = st.toRespond(st.call(sdk.PhaseRespond, st.respArgs))
 	return d, nil
 }
 
@@ -216,12 +220,16 @@ func (s *Script) observe(ctx context.Context, obs *sdk.Observation) (err error) 
 	}
 	st.obs.obs = obs
 	defer s.leave(ctx, st, sdk.PhaseObserve, &err)
-	st.call(sdk.PhaseObserve, st.obsObj)
+	st.call(sdk.PhaseObserve, st.obsArgs)
 	return nil
 }
 
-// call runs a phase function; a failure panics and is handled by leave.
-func (st *vmState) call(p sdk.Phase, args ...goja.Value) goja.Value {
+// call runs a phase function with args (st.reqArgs, st.respArgs or
+// st.obsArgs); a failure panics and is handled by leave.
+func (st *vmState) call(p sdk.Phase, args []goja.Value) goja.Value {
+	if !st.shareArgs[p] {
+		args = slices.Clone(args)
+	}
 	v, err := st.fns[p](goja.Undefined(), args...)
 	if err != nil {
 		panic(err)
@@ -254,13 +262,18 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 			return nil, s.fail(p, ctx, fmt.Sprintf("every runtime busy (Options.PoolSize = %d) until the deadline", s.opts.PoolSize), context.DeadlineExceeded)
 		}
 	}
-	st := s.pool.take()
+	st, err := s.pool.take(deadline, ctx.Done())
 	if st == nil {
-		var err error
-		if st, err = newVMState(s); err != nil {
-			s.pool.put(nil)
-			return nil, s.fail(p, ctx, "creating a runtime: "+err.Error(), err)
+		s.pool.release()
+		msg := "no runtime ready before the deadline (runtimes are made in the background: each runs the script's top-level code)"
+		if err != nil {
+			msg += "; the last one could not be made: " + err.Error()
 		}
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.DeadlineExceeded
+		}
+		return nil, s.fail(p, ctx, msg, cause)
 	}
 	st.rt.ClearInterrupt()
 	st.deadline = deadline
@@ -268,7 +281,7 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 		st.reqID = req.ID
 	}
 	st.req.set(req)
-	// The runtime's own timer interrupts it at the deadline. A context
+	// The runtime's watchdog interrupts it at the deadline. A context
 	// with a deadline (every hook call has one: at most its budget) is not
 	// watched for an earlier cancellation: the deadline bounds the call
 	// anyway, and watching would cost a registration per call. One
@@ -277,7 +290,7 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 	if !ok && ctx.Done() != nil {
 		st.stopCancel = context.AfterFunc(ctx, st.onDone)
 	}
-	st.timer.Reset(time.Until(deadline))
+	st.watch.arm(deadline)
 	return st, nil
 }
 
@@ -286,9 +299,10 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 // overflowed its stack or panicked: its state can no longer be trusted.
 func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *error) {
 	r := recover()
-	// A timer that could not be stopped has fired or is firing: its
-	// interrupt may land after this returns, so the runtime is discarded.
-	fired := !st.timer.Stop()
+	// A runtime interrupted at its deadline is discarded, as is one whose
+	// context.AfterFunc could not be stopped: it has run or is running,
+	// and its interrupt may land after this returns.
+	fired := st.watch.disarm()
 	if st.stopCancel != nil {
 		fired = !st.stopCancel() || fired
 		st.stopCancel = nil
@@ -303,6 +317,7 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 		*errp, discard = s.failure(ctx, p, r, discard)
 	}
 	if discard {
+		st.watch.stop()
 		s.discarded.Add(1)
 		s.pool.put(nil)
 		return

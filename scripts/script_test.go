@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,5 +399,157 @@ func TestCancellationInterruptsTheCall(t *testing.T) {
 	s = compileSrc(t, "exports.validate = function () { while (true) {} };", opts)
 	if _, err := s.Validate(context.Background(), &sdk.Request{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want one wrapping context.DeadlineExceeded", err)
+	}
+}
+
+// The arguments of a phase function are made once per runtime: what a
+// script does with them in one call never reaches the next.
+func TestPhaseArgumentsDoNotCarryOver(t *testing.T) {
+	cases := []struct{ name, src string }{
+		// A sloppy-mode function's arguments object aliases its parameter.
+		{"arguments", `exports.validate = function (req) {
+	var m = req.method;
+	arguments[0] = null;
+	return {labels: {m: m}};
+};`},
+		// A Proxy's apply trap gets the arguments as an array it may keep.
+		{"proxy", `var kept;
+exports.validate = new Proxy(function (req) { return {labels: {m: req.method}}; }, {
+	apply: function (target, that, args) {
+		if (kept) kept[0] = null;
+		kept = args;
+		return Reflect.apply(target, that, args);
+	},
+});`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := compileSrc(t, c.src, onePool())
+			for _, m := range []string{"GET", "POST", "PUT"} {
+				d, err := s.Validate(ctxT(t, time.Second), &sdk.Request{Method: m})
+				if err != nil || d.Labels["m"] != m {
+					t.Fatalf("call with %s: %+v %v", m, d, err)
+				}
+			}
+		})
+	}
+}
+
+// Label and header values are converted through a small cache keyed by
+// their content: each read still gets the value of the call in progress.
+func TestCachedStringsFollowTheRequest(t *testing.T) {
+	s := compileSrc(t, `exports.validate = function (req) {
+	return {labels: {ua: String(req.header("user-agent")), h: String(req.headers["x-h"]), l: String(req.labels.l)}};
+};`, onePool())
+	// "abcXe" and "aZcYe" take the same cache slot; the long value is not
+	// cached.
+	long := strings.Repeat("v", 300)
+	for _, v := range [][3]string{
+		{"abcXe", "aZcYe", "abcXe"}, {"aZcYe", "abcXe", "aZcYe"}, {"x", "", long}, {long + "!", "y", "x"}, {"abcXe", "abcXe", "abcXe"},
+	} {
+		req := &sdk.Request{Header: sdk.Header{"User-Agent": {v[0]}, "X-H": {v[1]}}, Labels: map[string]string{"l": v[2]}}
+		d, err := s.Validate(ctxT(t, time.Second), req)
+		if err != nil || d.Labels["ua"] != v[0] || d.Labels["h"] != v[1] || d.Labels["l"] != v[2] {
+			t.Fatalf("values %.20q: %.60v %v", v, d.Labels, err)
+		}
+	}
+}
+
+// A runtime's deadline timer may stay set after a call returns (see
+// watchdog): it must not keep the runtimes of a version no longer in use
+// from being collected, even when the last call had a deadline hours away.
+func TestDroppedVersionIsCollected(t *testing.T) {
+	s := compileSrc(t, "exports.validate = function (req) { return {labels: {m: req.method}} };", onePool())
+	if _, err := s.Validate(ctxT(t, time.Hour), &sdk.Request{Method: "GET"}); err != nil {
+		t.Fatal(err)
+	}
+	s.pool.mu.Lock()
+	st := s.pool.idle[0]
+	s.pool.mu.Unlock()
+	collected := make(chan struct{})
+	runtime.AddCleanup(st, func(ch chan struct{}) { close(ch) }, collected)
+	// Neither s nor st is used below: only the timer could keep them.
+	for i := 0; i < 50; i++ {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the runtime of a dropped version was not collected")
+}
+
+// TestRuntimesMadeOffTheCallPath: a script whose top-level code is slow
+// never makes a call wait for it past the call's budget. A discarded
+// runtime (an interrupted call) is made up for in the background, once,
+// while the calls meanwhile fail within their budget; then calls succeed
+// again.
+func TestRuntimesMadeOffTheCallPath(t *testing.T) {
+	opts := DefaultOptions()
+	opts.PoolSize = 2
+	s := compileSrc(t, `var t0 = Date.now(); while (Date.now() - t0 < 300) {}
+exports.validate = function (req) { if (req.path === '/spin') { while (true) {} } };`, opts)
+	const budget = 20 * time.Millisecond
+	// The slack covers a loaded machine; the top-level code takes 300ms.
+	const slack = 150 * time.Millisecond
+	call := func(path string) (time.Duration, error) {
+		began := time.Now()
+		_, err := s.Validate(ctxT(t, budget), &sdk.Request{Path: path})
+		return time.Since(began), err
+	}
+	if took, err := call("/spin"); !errors.Is(err, context.DeadlineExceeded) || took > budget+slack {
+		t.Fatalf("spinning call: %v after %v", err, took)
+	}
+	// The only runtime was discarded: the next call waits at most its
+	// budget, not the 300ms of a new runtime's top-level code.
+	took, err := call("/")
+	if err == nil || !strings.Contains(err.Error(), "no runtime ready before the deadline") || took > budget+slack {
+		t.Fatalf("call while the runtime is being made: %v after %v", err, took)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := call("/"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no runtime was made in the background")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.pool.mu.Lock()
+	live, want := s.pool.live, s.pool.want
+	s.pool.mu.Unlock()
+	if live != 1 || want != 1 {
+		t.Fatalf("the pool has %d runtimes and wants %d, want 1 and 1 (one made up for)", live, want)
+	}
+}
+
+// TestPoolGrowsWithDemand: with calls in parallel the pool makes more
+// runtimes (up to its size) in the background and keeps them.
+func TestPoolGrowsWithDemand(t *testing.T) {
+	opts := DefaultOptions()
+	opts.PoolSize = 3
+	s := compileSrc(t, `exports.validate = function (req) { var t0 = Date.now(); while (Date.now() - t0 < 20) {} };`, opts)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.Validate(ctxT(t, time.Second), &sdk.Request{})
+			}()
+		}
+		wg.Wait()
+		s.pool.mu.Lock()
+		live := s.pool.live
+		s.pool.mu.Unlock()
+		if live == 3 {
+			return
+		}
+		if live > 3 || time.Now().After(deadline) {
+			t.Fatalf("the pool has %d runtimes, want 3", live)
+		}
 	}
 }

@@ -123,6 +123,39 @@ func (v *requestView) Keys() []string {
 	return requestKeys
 }
 
+// jsString returns s as a JavaScript string. The label and header values a
+// script reads are mostly the same from one call to the next (a client
+// label, a User-Agent): a small cache of the last conversions, keyed by
+// their content, lets a runtime reuse a conversion instead of allocating
+// one per read. Like requestView.strs, an entry keeps its string until
+// another takes its slot; strings longer than maxCachedString are
+// converted each time.
+func (st *vmState) jsString(s string) goja.Value {
+	n := len(s)
+	if n == 0 || n > maxCachedString {
+		return st.rt.ToValue(s)
+	}
+	i := (n + int(s[0])*7 + int(s[n-1])*31 + int(s[n/2])*131) % strCacheSlots
+	c := &st.strCache[i]
+	if c.js != nil && c.s == s {
+		return c.js
+	}
+	c.s, c.js = s, st.rt.ToValue(s)
+	return c.js
+}
+
+// The bounds of vmState.strCache.
+const (
+	strCacheSlots   = 16
+	maxCachedString = 256
+)
+
+// cachedString is an entry of vmState.strCache.
+type cachedString struct {
+	s  string
+	js goja.Value
+}
+
 // lookupHeader finds a field without allocating when the name is already
 // canonical, as most names scripts write are, or was seen before on this
 // runtime (st.canon).
@@ -174,7 +207,7 @@ func (v *headerView) Get(key string) goja.Value {
 	if vs == nil {
 		return nil
 	}
-	return v.st.rt.ToValue(joinValues(key, vs))
+	return v.st.jsString(joinValues(key, vs))
 }
 func (v *headerView) Set(string, goja.Value) bool { return false }
 func (v *headerView) Has(key string) bool         { return v.st.lookupHeader(v.h(), key) != nil }
@@ -199,7 +232,7 @@ func (v *mapView) Get(key string) goja.Value {
 	if !ok {
 		return nil
 	}
-	return v.st.rt.ToValue(s)
+	return v.st.jsString(s)
 }
 func (v *mapView) Set(string, goja.Value) bool { return false }
 func (v *mapView) Has(key string) bool         { _, ok := v.m()[key]; return ok }
@@ -346,6 +379,10 @@ func (st *vmState) installViews() {
 
 	st.obs = &observationView{st: st}
 	st.obsObj = rt.NewDynamicObject(st.obs)
+
+	st.reqArgs = []goja.Value{st.reqObj}
+	st.respArgs = []goja.Value{st.reqObj, st.respObj}
+	st.obsArgs = []goja.Value{st.obsObj}
 }
 
 // headerGetter returns header(name): the field's first value, or undefined.
@@ -355,7 +392,7 @@ func (st *vmState) headerGetter(h func() sdk.Header) func(goja.FunctionCall) goj
 		if len(vs) == 0 {
 			return goja.Undefined()
 		}
-		return st.rt.ToValue(vs[0])
+		return st.jsString(vs[0])
 	}
 }
 
