@@ -188,7 +188,7 @@ scripts:
 	}
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for hookName, kind := range map[string]string{"spin": "timeout", "throw": "error", "status": "invalid", "service": "invalid", "badtype": "error"} {
+	for hookName, kind := range map[string]string{"spin": "timeout", "throw": "error", "status": "invalid", "service": "invalid", "badtype": "invalid"} {
 		want := fmt.Sprintf(`gatehouse_hook_failures_total{hook=%q,kind=%q,scope=%q,`, hookName, kind, hookName)
 		i := strings.Index(string(m), want)
 		if i < 0 || !strings.HasPrefix(strings.SplitN(string(m[i:]), "\n", 2)[0][strings.Index(string(m[i:]), "} ")+2:], "1") {

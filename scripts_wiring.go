@@ -1,6 +1,7 @@
 package gatehouse
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sync/atomic"
@@ -92,4 +93,15 @@ func scriptSource(m map[string]*scriptHost) func(string) hook.Source {
 		}
 		return nil
 	}
+}
+
+func init() { hook.RegisterErrorKinds(scriptErrorKind) }
+
+// scriptErrorKind counts a script's answer that is not a decision as
+// invalid, like a decision the core's checks refuse.
+func scriptErrorKind(err error) (hook.FailureKind, bool) {
+	if errors.Is(err, scripts.ErrInvalidDecision) {
+		return hook.FailInvalid, true
+	}
+	return 0, false
 }

@@ -49,6 +49,11 @@ func (e *CallError) Error() string {
 	return fmt.Sprintf("script %q (version %s) %s: %s", e.Script, e.Version, e.Phase, e.Msg)
 }
 
+// ErrInvalidDecision is the cause of a call whose function returned what
+// is not a decision of its phase (another type, an unknown field, a value
+// out of bounds): errors.Is tells it from a script that threw.
+var ErrInvalidDecision = errors.New("not a decision of the phase")
+
 // Unwrap returns the cause: context.DeadlineExceeded or context.Canceled for
 // an interrupted call, the goja exception for a thrown one.
 func (e *CallError) Unwrap() error { return e.Err }

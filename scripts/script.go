@@ -333,7 +333,7 @@ func (s *Script) failure(ctx context.Context, p sdk.Phase, r any, fired bool) (e
 	}
 	switch x := r.(type) {
 	case *convError:
-		return s.fail(p, ctx, x.msg, nil), fired
+		return s.fail(p, ctx, x.msg, ErrInvalidDecision), fired
 	case *abortError:
 		if x.err == errRegexpTimeout {
 			return s.fail(p, ctx, x.err.Error(), nil), true
