@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +76,8 @@ type Gateway struct {
 	// only to swap the result in. g.scripts, g.listeners and g.cfg change
 	// under both; readers hold either.
 	reloadMu sync.Mutex
+
+	reloads reloadRecord
 
 	mu        sync.Mutex
 	cfg       *Config
@@ -232,6 +236,8 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 		return g.current().Shaping()
 	}})
 	g.metrics.Registry.MustRegister(g.plugins.collector())
+	g.reloads.applied(c, time.Now())
+	g.metrics.Registry.MustRegister(metrics.ConfigCollector{Stat: g.reloads.stat})
 	// g.accessLog is set once the options are applied, before any request.
 	g.shared.Observers = []proxy.Observer{proxy.ObserverFunc(func(r *proxy.Record) {
 		if g.accessOn.Load() {
@@ -311,6 +317,7 @@ func New(cfg Config, opts ...Option) (*Gateway, error) {
 			return nil
 		},
 		Observing: c.Observe.Metrics,
+		Status:    g.status,
 	})
 	if err != nil {
 		g.closeListeners()
@@ -548,6 +555,20 @@ func (g *Gateway) janitor() {
 // the new one is swapped in.
 func (g *Gateway) Reload(cfg Config) error {
 	c := cfg.Clone()
+	err := g.reload(c)
+	if err != nil {
+		g.reloads.refused(err, time.Now())
+	}
+	return err
+}
+
+// ReloadRefused records a reload refused before it reached Reload: the
+// configuration file could not be read or parsed. It counts in
+// gatehouse_config_reloads_total{result="refused"} and the admin status
+// like a configuration Reload refuses.
+func (g *Gateway) ReloadRefused(err error) { g.reloads.refused(err, time.Now()) }
+
+func (g *Gateway) reload(c *Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -657,6 +678,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	// Closing a script host waits for its watcher (a compile in progress):
 	// outside mu.
 	closeScripts(prevHosts, hosts)
+	g.reloads.applied(c, time.Now())
 	g.log.Info().Int("routes", len(c.Routes)).Int("services", len(c.Services)).Msg("configuration applied")
 	return nil
 }
@@ -689,6 +711,7 @@ func (g *Gateway) reloadFromSource() error {
 	}
 	cfg, err := g.source()
 	if err != nil {
+		g.ReloadRefused(err)
 		return err
 	}
 	return g.Reload(*cfg)
@@ -744,4 +767,80 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.log.Info().Msg("stopped: every request finished")
 	return nil
+}
+
+// reloadRecord is the record of the configuration's reloads, for /metrics
+// and /admin/api/status.
+type reloadRecord struct {
+	mu      sync.Mutex
+	st      metrics.ConfigStat
+	lastErr string
+}
+
+func (r *reloadRecord) applied(c *Config, at time.Time) {
+	h := c.Hash()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.st.LastApplied.IsZero() {
+		r.st.Applied++
+		r.st.LastAttempt = at
+	}
+	r.st.LastOK, r.st.LastApplied, r.st.Hash, r.lastErr = true, at, h, ""
+}
+
+func (r *reloadRecord) refused(err error, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.Refused++
+	r.st.LastOK, r.st.LastAttempt, r.lastErr = false, at, err.Error()
+}
+
+func (r *reloadRecord) stat() metrics.ConfigStat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+// status is the record for /admin/api/status.
+func (r *reloadRecord) status() map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]any{"hash": r.st.Hash, "applied": r.st.Applied, "refused": r.st.Refused,
+		"last_reload_ok": r.st.LastOK, "last_applied": r.st.LastApplied}
+	if !r.st.LastAttempt.IsZero() {
+		m["last_reload"] = r.st.LastAttempt
+	}
+	if r.lastErr != "" {
+		m["last_error"] = r.lastErr
+	}
+	return m
+}
+
+// status is what /admin/api/status adds to readiness: the configuration's
+// reload record, and each plugin's and script's state with the last error
+// it met (a version refused, a restart that failed).
+func (g *Gateway) status() map[string]any {
+	var ps []map[string]any
+	for _, st := range g.plugins.stats() {
+		p := map[string]any{"name": st.Name, "version": st.Version, "up": st.Up, "pid": st.PID, "transport": st.Transport,
+			"restarts": st.Restarts, "reloads": st.Reloads, "refusals": st.Refusals}
+		if st.LastError != "" {
+			p["last_error"] = st.LastError
+		}
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b map[string]any) int { return strings.Compare(a["name"].(string), b["name"].(string)) })
+	g.mu.Lock()
+	ss := make([]map[string]any, 0, len(g.scripts))
+	for name, sh := range g.scripts {
+		st := sh.host.Stats()
+		m := map[string]any{"name": name, "version": st.Version, "missing": st.Missing, "reloads": st.Reloads, "refusals": st.Refusals}
+		if st.LastError != "" {
+			m["last_error"] = st.LastError
+		}
+		ss = append(ss, m)
+	}
+	g.mu.Unlock()
+	slices.SortFunc(ss, func(a, b map[string]any) int { return strings.Compare(a["name"].(string), b["name"].(string)) })
+	return map[string]any{"config": g.reloads.status(), "plugins": ps, "scripts": ss}
 }

@@ -92,10 +92,25 @@ func TestRunReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	started := make(chan *gatehouse.Gateway, 1)
 	exited := make(chan int, 1)
 	go func() { exited <- serveFile(ctx, path, "", logs, func(g *gatehouse.Gateway) { started <- g }) }()
-	<-started
+	g := <-started
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	// refusedReloads reads gatehouse_config_reloads_total{result="refused"}.
+	refusedReloads := func() string {
+		resp, err := c.Get("http://" + g.AdminAddr().String() + "/metrics")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, `gatehouse_config_reloads_total{result="refused"} `); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
 	body := func() string {
 		resp, err := c.Get("http://" + addr + "/")
 		if err != nil {
@@ -131,6 +146,10 @@ func TestRunReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	}
 	if got := body(); got != "v2" {
 		t.Fatalf("after a refused reload: %q", got)
+	}
+	// A file that does not parse counts as a refused reload in /metrics.
+	if got := refusedReloads(); got != "1" {
+		t.Fatalf("gatehouse_config_reloads_total{result=\"refused\"} = %s after a refused file, want 1", got)
 	}
 
 	// Fixing the file is picked up; then SIGHUP reloads without any change.

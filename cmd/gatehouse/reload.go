@@ -29,6 +29,8 @@ func reload(g *gatehouse.Gateway, load func() (*config.Config, error), lg zerolo
 	cfg, err := load()
 	if err == nil {
 		err = g.Reload(*cfg)
+	} else {
+		g.ReloadRefused(err) // counted with the refusals Reload makes
 	}
 	if err != nil {
 		var es config.Errors

@@ -60,6 +60,9 @@ type Deps struct {
 	// Admission lists the services with an adaptive concurrency limit
 	// (may be nil): /admin/api/status and the page show their state.
 	Admission func() []proxy.AdmissionStat
+	// Status adds entries to /admin/api/status (may be nil): the
+	// configuration's reload record and the extensions' state.
+	Status func() map[string]any
 	// Observing is false when observe.metrics is off: the page says so.
 	Observing bool
 	Log       zerolog.Logger
@@ -205,7 +208,12 @@ func Handler(token string, d Deps) http.Handler {
 	})
 	mux.HandleFunc("GET /admin/api/status", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := ready()
-		writeJSON(w, map[string]any{"ready": ok, "holds": why, "observing": d.Observing, "admission": admissionRows(d.Admission)})
+		st := map[string]any{}
+		if d.Status != nil {
+			st = d.Status()
+		}
+		st["ready"], st["holds"], st["observing"], st["admission"] = ok, why, d.Observing, admissionRows(d.Admission)
+		writeJSON(w, st)
 	})
 	mux.HandleFunc("GET /admin/passports", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, passports(d.Metrics, r))

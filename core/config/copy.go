@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/url"
 	"reflect"
 	"slices"
@@ -328,6 +331,24 @@ func redactArgs(args []string) {
 			i++
 		}
 	}
+}
+
+// Hash identifies c's settings: configurations Equal reports equal have
+// the same hash (12 hex digits of a SHA-256 over the settings written as
+// YAML). Operators compare it across instances (gatehouse_config_info).
+func (c *Config) Hash() string {
+	if c == nil {
+		return ""
+	}
+	a := c.Clone()
+	a.Source, a.pos, a.written = "", nil, nil
+	normalizeEmpty(reflect.ValueOf(a).Elem())
+	out, err := yaml.Marshal(a)
+	if err != nil {
+		out = fmt.Appendf(nil, "%#v", a)
+	}
+	sum := sha256.Sum256(out)
+	return hex.EncodeToString(sum[:6])
 }
 
 // Equal reports whether c and o hold the same settings. Source and source
