@@ -974,3 +974,27 @@ func TestFramesOversizedAnswer(t *testing.T) {
 		t.Fatalf("after the fallback: transport %s pid %d (was %d) restarts %d", st.Transport, st.PID, pid, st.Restarts)
 	}
 }
+
+// TestPluginLastWordsAndPanicsLogged: a line written to plugin.Stderr just
+// before the process exits reaches the gateway's log, and a recovered
+// panic is logged as one error record with its stack.
+func TestPluginLastWordsAndPanicsLogged(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.options(bin.misbehave))
+	if _, err := validate(h, 5*time.Second, "X-Panic", "1"); err == nil {
+		t.Fatal("the panicking call did not fail")
+	}
+	eventually(t, 5*time.Second, "the panic logged", func() bool { return strings.Contains(e.log.String(), `"message":"panic in phase"`) })
+	for _, line := range strings.Split(e.log.String(), "\n") {
+		if strings.Contains(line, `"message":"panic in phase"`) {
+			if !strings.Contains(line, `"level":"error"`) || !strings.Contains(line, `"stack":"goroutine`) || !strings.Contains(line, "asked to panic") {
+				t.Fatalf("the panic's record: %s", line)
+			}
+		}
+		if strings.Contains(line, "runtime/debug.Stack") && !strings.Contains(line, "panic in phase") {
+			t.Fatalf("a line of the stack logged on its own: %s", line)
+		}
+	}
+	validate(h, 5*time.Second, "X-Exit-Stderr", "last words before exiting")
+	eventually(t, 5*time.Second, "the last words logged", func() bool { return strings.Contains(e.log.String(), "last words before exiting") })
+}

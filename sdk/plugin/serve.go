@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -193,9 +194,28 @@ func validVary(v string) bool {
 	return ok && name != ""
 }
 
+// Stderr is the plugin process's own standard error, as it was before
+// Serve. Serve (go-plugin) replaces os.Stderr with a stream to the gateway
+// that loses what was written last when the process exits right after (an
+// os.Exit, a crash); what is written to Stderr is read by the gateway to
+// the end. Each line is logged by the gateway under the plugin's name; a
+// line in hclog's JSON form keeps its level and fields.
+var Stderr io.Writer = os.Stderr
+
+// panicLog logs recovered panics to Stderr, one JSON line each: the
+// gateway logs it as one error with the panic and its stack.
+var panicLog = hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Error, Output: Stderr, JSONFormat: true})
+
+// maxStack bounds the stack logged with a panic, under the gateway's
+// longest log line (4 KiB).
+const maxStack = 3 << 10
+
 // panicError describes a recovered panic with the stack of the phase.
 func panicError(r any) string {
-	stack := debug.Stack()
-	fmt.Fprintf(os.Stderr, "gatehouse plugin: panic in phase: %v\n%s", r, stack)
+	stack := string(debug.Stack())
+	if len(stack) > maxStack {
+		stack = stack[:maxStack] + "..."
+	}
+	panicLog.Error("panic in phase", "panic", fmt.Sprint(r), "stack", stack)
 	return fmt.Sprintf("panic: %v", r)
 }

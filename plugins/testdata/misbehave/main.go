@@ -8,7 +8,8 @@
 // Per call (request headers): X-Sleep (a duration, context ignored),
 // X-Panic, X-Error, X-Invalid, X-Big (bytes of label), X-Stdout (a line
 // written to stdout), X-Cache (cache the decision per X-User), X-Alloc
-// (4 GiB), X-Bench (the lean answer of an auth hook, for benchmarks).
+// (4 GiB), X-Bench (the lean answer of an auth hook, for benchmarks),
+// X-Exit-Stderr (a line written to plugin.Stderr, then exit 3).
 // Respond sets X-Plugin-Build, X-Plugin-Pid, X-Plugin-Validated-By (the
 // pid label of validate), X-Plugin-Labels (the user and tier labels
 // earlier hooks set), X-Plugin-Body and X-Plugin-Truncated (the request
@@ -67,6 +68,10 @@ func (m *misbehave) Validate(ctx context.Context, req *sdk.Request) (sdk.Validat
 	}
 	if s := req.Header.Get("X-Stdout"); s != "" {
 		fmt.Println(s)
+	}
+	if s := req.Header.Get("X-Exit-Stderr"); s != "" {
+		fmt.Fprintln(plugin.Stderr, s) // last words, then exit mid-call
+		os.Exit(3)
 	}
 	switch {
 	case req.Header.Has("X-Panic"):
