@@ -820,7 +820,7 @@ func (r *reloadRecord) status() map[string]any {
 // reload record, and each plugin's and script's state with the last error
 // it met (a version refused, a restart that failed).
 func (g *Gateway) status() map[string]any {
-	var ps []map[string]any
+	ps := []map[string]any{}
 	for _, st := range g.plugins.stats() {
 		p := map[string]any{"name": st.Name, "version": st.Version, "up": st.Up, "pid": st.PID, "transport": st.Transport,
 			"restarts": st.Restarts, "reloads": st.Reloads, "refusals": st.Refusals}
