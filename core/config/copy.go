@@ -340,9 +340,7 @@ func (c *Config) Hash() string {
 	if c == nil {
 		return ""
 	}
-	a := c.Clone()
-	a.Source, a.pos, a.written = "", nil, nil
-	normalizeEmpty(reflect.ValueOf(a).Elem())
+	a := c.settings()
 	out, err := yaml.Marshal(a)
 	if err != nil {
 		out = fmt.Appendf(nil, "%#v", a)
@@ -358,12 +356,16 @@ func (c *Config) Equal(o *Config) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	a, b := c.Clone(), o.Clone()
-	for _, x := range []*Config{a, b} {
-		x.Source, x.pos, x.written = "", nil, nil
-		normalizeEmpty(reflect.ValueOf(x).Elem())
-	}
-	return reflect.DeepEqual(a, b)
+	return reflect.DeepEqual(c.settings(), o.settings())
+}
+
+// settings is a copy of c with only its settings: no source, positions or
+// paths as written, and empty lists as absent ones.
+func (c *Config) settings() *Config {
+	a := c.Clone()
+	a.Source, a.pos, a.written = "", nil, nil
+	normalizeEmpty(reflect.ValueOf(a).Elem())
+	return a
 }
 
 // normalizeEmpty sets every empty slice under v to nil.
