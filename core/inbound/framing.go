@@ -180,9 +180,12 @@ func (f *framer) endLine() {
 		}
 		var size uint64
 		d := 0
-		for d < len(kept) && d <= 16 && hexVal(kept[d]) >= 0 {
-			size = size<<4 | uint64(hexVal(kept[d]))
-			d++
+		for ; d < len(kept) && d <= 16; d++ {
+			v := hexVal(kept[d])
+			if v < 0 {
+				break
+			}
+			size = size<<4 | uint64(v)
 		}
 		if d == 0 || d > 16 {
 			f.lose()

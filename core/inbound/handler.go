@@ -89,7 +89,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	closeAfter := false
 	var tracked *trackedConn
 	if r.ProtoMajor == 1 {
-		if tc, ok := r.Context().Value(ctxKey{}).(*trackedConn); ok && tc.scan.Load() {
+		if tc, ok := r.Context().Value(ctxKey{}).(*trackedConn); ok {
 			tracked = tc
 			var facts headFacts
 			start, facts, ok = tc.startRequest(len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto))
@@ -99,9 +99,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} else {
 				closeAfter = true
 			}
-		} else if ok {
-			start, _, _ = tc.startRequest(0)
-			defer tc.endRequest()
 		} else if len(r.TransferEncoding) > 0 {
 			// Over TLS the framer does not see the stream: whether a
 			// chunked request also had Content-Length is unknown, and
