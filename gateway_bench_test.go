@@ -86,6 +86,16 @@ hooks:
   - {script: route, budget: 100ms}
 `)
 	})
+	// A JavaScript validate hook that does nothing: the host's fixed cost
+	// per call (checkout, request view, decision check, stamps, counters).
+	b.Run("gatehouse+js-noop", func(b *testing.B) {
+		benchGatehouse(b, base+`
+scripts:
+  - {name: noop, file: "`+filepath.Join(dir, "noop.js")+`"}
+hooks:
+  - {script: noop, budget: 100ms}
+`)
+	})
 	// The hooks scenario's no-op plugin on every request. cpu-ns/op counts
 	// this process only, not the plugin's; run under -cpuprofile to see
 	// the gateway's side of a plugin call in place.

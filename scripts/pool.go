@@ -53,10 +53,12 @@ func newPool(size int, first *vmState, newState func() (*vmState, error)) *pool 
 }
 
 // take returns the most recently used idle runtime; the caller holds a
-// permit. With none idle it asks for one and waits until done is closed
-// or the deadline passes: nil then, and the last error making a runtime,
-// if there was one.
-func (p *pool) take(deadline time.Time, done <-chan struct{}) (*vmState, error) {
+// permit. With none idle it asks for one and waits until done's channel
+// is closed or the deadline passes: nil then, and the last error making a
+// runtime, if there was one. done is asked for its channel only when the
+// call has to wait: a hook call's context makes its channel (a timer and
+// a registration with the request's context) on demand.
+func (p *pool) take(deadline time.Time, done interface{ Done() <-chan struct{} }) (*vmState, error) {
 	p.mu.Lock()
 	if st := p.pop(); st != nil {
 		p.mu.Unlock()
@@ -72,6 +74,7 @@ func (p *pool) take(deadline time.Time, done <-chan struct{}) (*vmState, error) 
 	p.mu.Unlock()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
+	doneCh := done.Done()
 	for {
 		select {
 		case <-p.ready:
@@ -82,7 +85,7 @@ func (p *pool) take(deadline time.Time, done <-chan struct{}) (*vmState, error) 
 				return st, nil
 			}
 			p.mu.Unlock()
-		case <-done:
+		case <-doneCh:
 			return nil, p.giveUp()
 		case <-t.C:
 			return nil, p.giveUp()

@@ -262,7 +262,7 @@ func (s *Script) enter(ctx context.Context, p sdk.Phase, req *sdk.Request) (*vmS
 			return nil, s.fail(p, ctx, fmt.Sprintf("every runtime busy (Options.PoolSize = %d) until the deadline", s.opts.PoolSize), context.DeadlineExceeded)
 		}
 	}
-	st, err := s.pool.take(deadline, ctx.Done())
+	st, err := s.pool.take(deadline, ctx)
 	if st == nil {
 		s.pool.release()
 		msg := "no runtime ready before the deadline (runtimes are made in the background: each runs the script's top-level code)"
