@@ -17,7 +17,10 @@ type LoadError struct {
 	Line   int    // 1-based; 0 when the error is not tied to a position
 	Column int    // 1-based
 	Msg    string
+	Err    error // the cause when it is one of the package's (ErrMemory), else nil
 }
+
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // Error returns "file:line:column: message" (or "file: message").
 func (e *LoadError) Error() string {

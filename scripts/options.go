@@ -55,6 +55,15 @@ type Options struct {
 	// Default 1<<18 (262144).
 	MaxArrayLength int
 
+	// MaxCallMemory bounds, in bytes, how much the Go heap may grow while
+	// a call with more than 10 ms to its deadline, or a runtime's top-level
+	// code, runs: beyond it the call is stopped (uncatchably; errors.Is(err,
+	// ErrMemory)) and its runtime discarded, which frees what it kept. The
+	// heap is sampled every 5ms and is the whole process's: what
+	// other requests allocate meanwhile counts too. Shorter calls are bounded
+	// by their deadline. See memwatch.go. Default 64 MiB.
+	MaxCallMemory int64
+
 	// CallTimeout bounds a call whose context carries no deadline. The
 	// gateway always passes a deadline (the binding's budget); this keeps
 	// direct callers (tests, tools) bounded too. Default 1s.
@@ -87,6 +96,7 @@ func DefaultOptions() Options {
 		MaxCallStackSize: 256,
 		MaxStringLength:  1 << 20,
 		MaxArrayLength:   1 << 18,
+		MaxCallMemory:    64 << 20,
 		CallTimeout:      time.Second,
 		Logger:           zerolog.Nop(),
 		LogRate:          20,
@@ -107,6 +117,7 @@ func (o *Options) validate() ([]byte, error) {
 		{"MaxCallStackSize", o.MaxCallStackSize > 0, o.MaxCallStackSize, def.MaxCallStackSize},
 		{"MaxStringLength", o.MaxStringLength > 0, o.MaxStringLength, def.MaxStringLength},
 		{"MaxArrayLength", o.MaxArrayLength > 0, o.MaxArrayLength, def.MaxArrayLength},
+		{"MaxCallMemory", o.MaxCallMemory > 0, o.MaxCallMemory, def.MaxCallMemory},
 		{"CallTimeout", o.CallTimeout > 0, o.CallTimeout, def.CallTimeout},
 		{"LogRate", o.LogRate > 0, o.LogRate, def.LogRate},
 		{"LogBurst", o.LogBurst > 0, o.LogBurst, def.LogBurst},

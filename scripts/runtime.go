@@ -101,7 +101,7 @@ func newVMState(s *Script) (st *vmState, err error) {
 	rt.SetMaxCallStackSize(s.opts.MaxCallStackSize)
 	rt.SetParserOptions(parser.WithDisableSourceMaps)
 	st = &vmState{s: s, rt: rt, rangeErrorCtor: rt.Get("RangeError")}
-	watch := newWatchdog(rt)
+	watch := newWatchdog(rt, s.opts.MaxCallMemory)
 	st.watch = watch
 	st.onDone = func() { rt.Interrupt(errDeadline) }
 
@@ -110,14 +110,14 @@ func newVMState(s *Script) (st *vmState, err error) {
 	// built-ins turned into errors.
 	built := st
 	defer func() {
-		fired := watch.disarm()
+		cause := watch.disarm()
 		built.deadline = time.Time{}
 		if r := recover(); r != nil {
 			st, err = nil, loadFailure(s, r)
-		} else if fired && err == nil {
+		} else if cause != nil && err == nil {
 			// Interrupted after the code had finished: the interrupt is
 			// pending in the runtime.
-			st, err = nil, loadFailure(s, errDeadline)
+			st, err = nil, loadFailure(s, cause)
 		}
 		if st == nil {
 			watch.stop()
@@ -181,7 +181,12 @@ func loadFailure(s *Script, r any) error {
 	}
 	le := &LoadError{File: s.bundle.mods[s.bundle.main].file, Msg: exceptionMsg(err)}
 	var ie *goja.InterruptedError
-	if errors.As(err, &ie) || errors.Is(err, errDeadline) {
+	var me *memoryError
+	switch {
+	case errors.As(err, &me):
+		le.Msg = "top-level code " + me.Error()
+		le.Err = me
+	case errors.As(err, &ie) || errors.Is(err, errDeadline):
 		le.Msg = fmt.Sprintf("top-level code did not finish within %v (Options.CallTimeout)", s.opts.CallTimeout)
 	}
 	var so *goja.StackOverflowError

@@ -302,9 +302,11 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 	// A runtime interrupted at its deadline is discarded, as is one whose
 	// context.AfterFunc could not be stopped: it has run or is running,
 	// and its interrupt may land after this returns.
-	fired := st.watch.disarm()
+	cause := st.watch.disarm()
 	if st.stopCancel != nil {
-		fired = !st.stopCancel() || fired
+		if !st.stopCancel() && cause == nil {
+			cause = errDeadline
+		}
 		st.stopCancel = nil
 	}
 	st.req.set(nil)
@@ -312,9 +314,9 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 	st.deadline, st.reqID = time.Time{}, ""
 	clear(st.joining)
 	st.joining = st.joining[:0]
-	discard := fired
+	discard := cause != nil
 	if r != nil {
-		*errp, discard = s.failure(ctx, p, r, discard)
+		*errp, discard = s.failure(ctx, p, r, cause)
 	}
 	if discard {
 		st.watch.stop()
@@ -325,8 +327,10 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 	s.pool.put(st)
 }
 
-// failure classifies a panic of a call.
-func (s *Script) failure(ctx context.Context, p sdk.Phase, r any, fired bool) (err error, discard bool) {
+// failure classifies a panic of a call; cause is what interrupted it, if
+// anything did.
+func (s *Script) failure(ctx context.Context, p sdk.Phase, r any, cause error) (err error, discard bool) {
+	fired := cause != nil
 	interrupted := "interrupted at its deadline"
 	if errors.Is(ctx.Err(), context.Canceled) {
 		interrupted = "interrupted: its context was canceled"
@@ -340,10 +344,16 @@ func (s *Script) failure(ctx context.Context, p sdk.Phase, r any, fired bool) (e
 		}
 		return s.fail(p, ctx, "deadline passed in a built-in", x.err), true
 	case *goja.InterruptedError:
+		if me, ok := x.Value().(*memoryError); ok {
+			return s.fail(p, ctx, me.Error()+at(x), me), true
+		}
 		return s.fail(p, ctx, interrupted+at(x), x), true
 	case *goja.StackOverflowError:
 		return s.fail(p, ctx, fmt.Sprintf("stack overflow: calls nested deeper than %d (Options.MaxCallStackSize)%s", s.opts.MaxCallStackSize, at(x)), x), true
 	case *goja.Exception:
+		if me, ok := cause.(*memoryError); ok {
+			return s.fail(p, ctx, me.Error(), me), true
+		}
 		if fired {
 			return s.fail(p, ctx, interrupted, errDeadline), true
 		}

@@ -9,7 +9,8 @@ import (
 )
 
 // watchdog interrupts a runtime at the deadline of the call it runs (or of
-// its top-level code).
+// its top-level code), or when the memory watch finds that the call made
+// the heap grow past its bound (memwatch.go).
 //
 // Its timer is not stopped when a call returns, nor set again for each
 // call: a call whose deadline is no earlier than the time the timer is set
@@ -28,15 +29,22 @@ type watchdog struct {
 	rt    *goja.Runtime
 	timer *time.Timer
 
+	limit uint64 // Options.MaxCallMemory
+
 	mu       sync.Mutex
 	pending  bool      // the timer is set, to fire at at
 	at       time.Time // when the pending timer fires
 	deadline time.Time // of the call in progress; zero between calls
 	fired    bool      // the call in progress was interrupted
+	cause    error     // why: errDeadline or a *memoryError
+	watched  bool      // the memory watch measures the call in progress
+	calls    uint64    // calls armed so far
+	memCall  uint64    // the call memBase was sampled for
+	memBase  uint64    // the heap when the memory watch first saw it
 }
 
-func newWatchdog(rt *goja.Runtime) *watchdog {
-	w := &watchdog{rt: rt}
+func newWatchdog(rt *goja.Runtime, memLimit int64) *watchdog {
+	w := &watchdog{rt: rt, limit: uint64(memLimit)}
 	// The timer holds the watchdog weakly: a timer still set for the
 	// deadline of a past call must not keep the runtime of a version no
 	// longer in use from being collected (a call may have had a deadline
@@ -48,28 +56,39 @@ func newWatchdog(rt *goja.Runtime) *watchdog {
 		}
 	})
 	w.timer.Stop()
+	w.register()
 	return w
 }
 
-// arm starts watching a call with the deadline.
+// arm starts watching a call with the deadline. A call with more than
+// memWatchAfter left is watched by the memory watch too.
 func (w *watchdog) arm(deadline time.Time) {
 	w.mu.Lock()
-	w.deadline, w.fired = deadline, false
+	w.deadline, w.fired, w.cause = deadline, false, nil
+	w.calls++
+	left := time.Until(deadline)
+	w.watched = left > memWatchAfter
 	if !w.pending || w.at.After(deadline) {
-		w.timer.Reset(time.Until(deadline))
+		w.timer.Reset(left)
 		w.pending, w.at = true, deadline
 	}
+	watched := w.watched
 	w.mu.Unlock()
+	if watched && !memWatch.running.Load() {
+		startMemWatch()
+	}
 }
 
-// disarm ends the call, reporting whether the runtime was interrupted
-// during it.
-func (w *watchdog) disarm() (fired bool) {
+// disarm ends the call, returning what interrupted it: nil, errDeadline
+// or a *memoryError.
+func (w *watchdog) disarm() (cause error) {
 	w.mu.Lock()
-	fired = w.fired
-	w.deadline, w.fired = time.Time{}, false
+	if w.fired {
+		cause = w.cause
+	}
+	w.deadline, w.fired, w.cause, w.watched = time.Time{}, false, nil, false
 	w.mu.Unlock()
-	return fired
+	return cause
 }
 
 // stop stops the timer of a runtime that is discarded.
@@ -78,6 +97,7 @@ func (w *watchdog) stop() {
 	w.timer.Stop()
 	w.pending = false
 	w.mu.Unlock()
+	w.unregister()
 }
 
 // fire runs when the timer fires: it interrupts the call in progress if
@@ -94,6 +114,9 @@ func (w *watchdog) fire() {
 		w.pending, w.at = true, w.deadline
 		return
 	}
-	w.fired = true
+	if w.fired {
+		return // stopped by the memory watch already
+	}
+	w.fired, w.cause = true, errDeadline
 	w.rt.Interrupt(errDeadline)
 }
