@@ -28,6 +28,7 @@ func ScriptOptions(sc config.Script, lg zerolog.Logger) scripts.Options {
 	o := scripts.DefaultOptions()
 	o.Config = sc.Config
 	o.PoolSize = sc.Runtimes
+	o.MaxCallMemory = int64(sc.MaxCallMemory)
 	// "script" is the configured name; the script host's own lines name
 	// the file as "file", so that no line holds a key twice.
 	o.Logger = lg.With().Str("script", sc.Name).Logger()

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +367,32 @@ func TestRoundTripExotic(t *testing.T) {
 	}
 	if !back.Equal(c) {
 		t.Errorf("dump parses back to\n%s\nwant\n%s", dump(t, back), out)
+	}
+}
+
+func TestScriptMaxCallMemory(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "s.js")
+	if err := os.WriteFile(js, []byte("exports.validate = function () {};\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := func(extra string) []byte {
+		return []byte("listeners: [{name: l, address: ':80'}]\nscripts:\n  - name: s\n    file: " + js + "\n" + extra)
+	}
+	c, err := Parse(filepath.Join(dir, "gatehouse.yaml"), src(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Scripts[0].MaxCallMemory; got != 64<<20 {
+		t.Errorf("default max_call_memory %v, want 64MiB", got)
+	}
+	c, err = Parse(filepath.Join(dir, "gatehouse.yaml"), src("    max_call_memory: 16MiB\n"))
+	if err != nil || c.Scripts[0].MaxCallMemory != 16<<20 {
+		t.Fatalf("max_call_memory: 16MiB: %v, %v", c, err)
+	}
+	_, err = Parse(filepath.Join(dir, "gatehouse.yaml"), src("    max_call_memory: 0\n"))
+	want := `gatehouse.yaml:5:5: scripts[0].max_call_memory: must be a positive size, got "0"`
+	if err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("max_call_memory: 0: %v, want ...%s", err, want)
 	}
 }

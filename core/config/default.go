@@ -111,7 +111,9 @@ func NewHookBinding() HookBinding {
 }
 
 // NewScript returns a script with the documented defaults.
-func NewScript(name, file string) Script { return Script{Name: name, File: file, Runtimes: 8} }
+func NewScript(name, file string) Script {
+	return Script{Name: name, File: file, Runtimes: 8, MaxCallMemory: 64 << 20}
+}
 
 // NewPlugin returns a plugin with the documented defaults.
 func NewPlugin(name, path string) Plugin {

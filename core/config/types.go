@@ -610,6 +610,14 @@ type Script struct {
 	Config map[string]any `yaml:"config"`
 	// Runtimes bounds the JavaScript runtimes kept per script version. Default 8.
 	Runtimes int `yaml:"runtimes"`
+	// MaxCallMemory bounds how much the heap may grow while one call with
+	// more than 10ms to its deadline, or a runtime's top-level code, runs.
+	// Beyond it the call fails (a hook failure of kind error) and its
+	// runtime is discarded, which frees what it kept. The heap is the
+	// process's, sampled every 5ms: other requests' allocations
+	// during the call count too. Shorter calls are bounded by their budget.
+	// Default 64MiB.
+	MaxCallMemory Size `yaml:"max_call_memory"`
 }
 
 // HookBinding binds a hook to a route (or to every route) with its bounds.
