@@ -582,3 +582,75 @@ routes:
 		t.Errorf("GET /ok after: %d", resp.StatusCode)
 	}
 }
+
+// The same hook bound twice in one scope (here a script's validate and
+// route phases as two bindings) is one series per hook, scope and version:
+// duplicate series made the registry fail every scrape of /metrics.
+func TestHookBoundTwiceInAScopeIsOneSeries(t *testing.T) {
+	dir := t.TempDir()
+	file := writeScript(t, dir, "s.js", `exports.validate = function(req) {};
+exports.route = function(req) { throw new Error("broken"); };`)
+	h := start(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+logging: {access_log: false}
+services: [{name: app, endpoints: ["{{APP}}"]}]
+scripts: [{name: s, file: "{{FILE}}"}]
+hooks: [{script: s, phases: [validate], budget: 1s}]
+routes: [{name: app, service: app, hooks: [{script: s, phases: [validate], budget: 1s}, {script: s, phases: [route], budget: 1s, on_failure: open}]}]
+`, map[string]string{"APP": backend(t, named("app")), "FILE": file})
+	c := client(t)
+	const n = 3
+	for range n {
+		resp, err := c.Get(h.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	resp, err := c.Get("http://" + h.g.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, body)
+	}
+	calls := map[string]string{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "gatehouse_hook_calls_total{") {
+			k, v, _ := strings.Cut(line, "} ")
+			if _, dup := calls[k]; dup {
+				t.Errorf("series %s} twice", k)
+			}
+			calls[k] = v
+		}
+		if strings.HasPrefix(line, `gatehouse_hook_failures_total{hook="s",kind="error",scope="app"`) && !strings.HasSuffix(line, fmt.Sprintf(" %d", n)) {
+			t.Errorf("%s, want %d route failures", line, n)
+		}
+	}
+	// Global: n validate calls; the route's two bindings: n validate and n route calls.
+	want := map[string]string{"global": fmt.Sprint(n), "app": fmt.Sprint(2 * n)}
+	for k, v := range calls {
+		matched := false
+		for scope, w := range want {
+			if strings.Contains(k, `scope="`+scope+`"`) {
+				matched = true
+				if v != w {
+					t.Errorf("%s} %s, want %s", k, v, w)
+				}
+			}
+		}
+		if !matched {
+			t.Errorf("series %s} of an unexpected scope", k)
+		}
+	}
+	if len(calls) != 2 {
+		t.Errorf("hook call series %v, want one per scope", calls)
+	}
+}

@@ -50,11 +50,32 @@ func (c HookCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the counters.
 func (c HookCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.Hooks != nil {
+		// A hook bound more than once in a scope (one binding per phase,
+		// say) has one series per scope and version, the bindings' sum: a
+		// series collected twice fails the whole scrape.
+		type key struct{ hook, scope, version string }
+		var order []key
+		sums := map[key]*hook.Counts{}
 		for _, h := range c.Hooks() {
-			ch <- prometheus.MustNewConstMetric(hookCalls, prometheus.CounterValue, float64(h.Stats.Calls.Load()), h.Hook, h.Scope, h.Version)
-			ch <- prometheus.MustNewConstMetric(hookSeconds, prometheus.CounterValue, float64(h.Stats.Nanos.Load())/1e9, h.Hook, h.Scope, h.Version)
-			for _, k := range hook.FailureKinds() {
-				ch <- prometheus.MustNewConstMetric(hookFailures, prometheus.CounterValue, float64(h.Stats.Failures[k].Load()), h.Hook, h.Scope, h.Version, k.String())
+			k := key{h.Hook, h.Scope, h.Version}
+			sum := sums[k]
+			if sum == nil {
+				sum = &hook.Counts{}
+				sums[k] = sum
+				order = append(order, k)
+			}
+			sum.Calls += h.Stats.Calls.Load()
+			sum.Nanos += h.Stats.Nanos.Load()
+			for _, fk := range hook.FailureKinds() {
+				sum.Failures[fk] += h.Stats.Failures[fk].Load()
+			}
+		}
+		for _, k := range order {
+			sum := sums[k]
+			ch <- prometheus.MustNewConstMetric(hookCalls, prometheus.CounterValue, float64(sum.Calls), k.hook, k.scope, k.version)
+			ch <- prometheus.MustNewConstMetric(hookSeconds, prometheus.CounterValue, float64(sum.Nanos)/1e9, k.hook, k.scope, k.version)
+			for _, fk := range hook.FailureKinds() {
+				ch <- prometheus.MustNewConstMetric(hookFailures, prometheus.CounterValue, float64(sum.Failures[fk]), k.hook, k.scope, k.version, fk.String())
 			}
 		}
 	}
