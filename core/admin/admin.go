@@ -453,13 +453,7 @@ func passports(m *metrics.Metrics, r *http.Request) []PassportItem {
 			it.HookFailures = append(it.HookFailures, HookFailure{Hook: x.Hook, Version: x.Version, Phase: x.Phase, Kind: x.Kind, Policy: x.Policy})
 		}
 		for _, s := range trace.Segments(stamps) {
-			seg := Segment{Kind: s.Kind.String(), Name: s.Name, Note: s.Note, StartMs: ms(s.Start), EndMs: ms(s.End), Failed: s.Failed}
-			if s.Kind == trace.HookCall && hook.ExitFailed(s.Name) {
-				x := hook.ParseExit(s.Name)
-				seg.Failed, seg.Name = true, x.Label
-				seg.Note = "failed=" + x.Kind + ",policy=" + x.Policy + s.Note
-			}
-			it.Segments = append(it.Segments, seg)
+			it.Segments = append(it.Segments, Segment{Kind: s.Kind.String(), Name: s.Name, Note: s.Note, StartMs: ms(s.Start), EndMs: ms(s.End), Failed: s.Failed})
 		}
 		out = append(out, it)
 	}

@@ -1,9 +1,9 @@
 package trace
 
 import (
-	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/core/hook"
 	"github.com/gatehouse/gatehouse/core/passport"
 )
 
@@ -40,11 +40,12 @@ type Segment struct {
 	// ("validate:auth@1a2b") or the attempt's endpoint address.
 	Name       string
 	Start, End time.Duration
-	// Failed is set for an attempt that failed, or for the interval that
-	// ends in FAILED.
+	// Failed is set for an attempt or a hook call that failed, or for the
+	// interval that ends in FAILED.
 	Failed bool
-	// Note is the attempt's failure note, the final outcome, or "+wait"
-	// for an out-of-process hook call.
+	// Note is the attempt's failure note, the final outcome, or a hook
+	// call's failure ("failed=KIND,policy=open|closed") followed by
+	// "+wait" for an out-of-process call.
 	Note string
 	// Events are the stamps inside an attempt (connection, sent, received).
 	Events []passport.Stamp
@@ -77,10 +78,13 @@ func segments(stamps []passport.Stamp, intervals bool) []Segment {
 			continue
 		case passport.HookExit:
 			if hookAt >= 0 {
-				name, wait := strings.CutSuffix(st.Note, "+wait")
-				s := Segment{Kind: HookCall, Name: name, Start: stamps[hookAt].Offset, End: st.Offset}
-				if wait {
-					s.Note = "+wait"
+				x := hook.ParseExit(st.Note)
+				s := Segment{Kind: HookCall, Name: x.Label, Start: stamps[hookAt].Offset, End: st.Offset, Failed: x.Failed}
+				if x.Failed {
+					s.Note = "failed=" + x.Kind + ",policy=" + x.Policy
+				}
+				if x.Wait {
+					s.Note += "+wait"
 				}
 				out = append(out, s)
 				hookAt = -1

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,9 +302,17 @@ func (t *Tracer) build(j *job) {
 	for _, s := range segments(j.stamps, false) {
 		switch s.Kind {
 		case HookCall:
+			failed, wait := strings.CutSuffix(s.Note, "+wait")
 			_, sp := t.tracer.Start(cctx, "hook "+s.Name, oteltrace.WithSpanKind(oteltrace.SpanKindInternal),
 				oteltrace.WithTimestamp(at(s.Start)), oteltrace.WithAttributes(
-					attribute.String("gatehouse.hook", s.Name), attribute.Bool("gatehouse.hook.out_of_process", s.Note == "+wait")))
+					attribute.String("gatehouse.hook", s.Name), attribute.Bool("gatehouse.hook.out_of_process", wait)))
+			if s.Failed {
+				// "failed=KIND,policy=open|closed": the request may have
+				// gone on (open), but this call failed.
+				sp.SetStatus(codes.Error, failed)
+				kind, policy, _ := strings.Cut(strings.TrimPrefix(failed, "failed="), ",policy=")
+				sp.SetAttributes(attribute.String("gatehouse.hook.failure", kind), attribute.String("gatehouse.hook.policy", policy))
+			}
 			sp.End(oteltrace.WithTimestamp(at(s.End)))
 		case Attempt:
 			n++

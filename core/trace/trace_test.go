@@ -146,6 +146,42 @@ func TestFailedRequestSpanStatus(t *testing.T) {
 	}
 }
 
+// A hook call that failed is a span with error status and the failure's
+// kind and policy, named by its label alone, also when the policy let the
+// request go on.
+func TestFailedHookSpanStatus(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracer(t, exp, 16)
+	var tc traceparent.Context
+	traceparent.NewSampler(1).Start(&tc, http.Header{})
+	p := passportOf(t, time.Unix(100, 0), "+0.000ms=ACCEPTED +0.010ms=HEADERS_READ "+
+		"+0.020ms=HOOK_ENTER(validate:auth@v1) +0.030ms=HOOK_EXIT(validate:auth@v1,failed=timeout,policy=open+wait) "+
+		"+0.040ms=HOOK_ENTER(validate:keys@v2) +0.050ms=HOOK_EXIT(validate:keys@v2) +0.060ms=VALIDATED +0.070ms=FAILED(no_route)")
+	tr.Observe(&proxy.Record{Method: "GET", Status: 404, Outcome: failure.NoRoute, Passport: p, Trace: tc})
+	tr.Flush(context.Background())
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		byName[s.Name] = s
+	}
+	failed, ok := byName["hook validate:auth@v1"]
+	if !ok {
+		t.Fatalf("no span named by the failed hook's label in %v", byName)
+	}
+	if failed.Status.Code != codes.Error || failed.Status.Description != "failed=timeout,policy=open" {
+		t.Errorf("failed hook span status %+v", failed.Status)
+	}
+	attrs := map[string]string{}
+	for _, a := range failed.Attributes {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	if attrs["gatehouse.hook.failure"] != "timeout" || attrs["gatehouse.hook.policy"] != "open" || attrs["gatehouse.hook.out_of_process"] != "true" {
+		t.Errorf("failed hook span attributes %v", attrs)
+	}
+	if ok := byName["hook validate:keys@v2"]; ok.Status.Code == codes.Error {
+		t.Errorf("the hook that answered has status %+v", ok.Status)
+	}
+}
+
 // gatedExporter holds the first export until released, so that the worker
 // is busy and the queue fills deterministically.
 type gatedExporter struct {
