@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -202,14 +203,36 @@ func (e *Env) Build(ctx context.Context, pkg, name string) (string, error) {
 	return out, err
 }
 
-// FreePort returns a loopback address with a port that was free a moment ago.
+// FreePort returns a loopback address with a port that was free a moment
+// ago and that it has not returned lately: the kernel may hand the port of
+// a listener just closed out again at once, and two FreePort calls for one
+// peer (its listener and its admin address) then collided.
 func FreePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	for range 64 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if slices.Contains(freePorts.recent, addr) {
+			continue
+		}
+		if len(freePorts.recent) >= 256 {
+			freePorts.recent = freePorts.recent[1:]
+		}
+		freePorts.recent = append(freePorts.recent, addr)
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("no loopback port free that was not handed out lately")
+}
+
+// freePorts are the addresses FreePort returned lately.
+var freePorts struct {
+	sync.Mutex
+	recent []string
 }
 
 func moduleRoot(ctx context.Context) (string, error) {

@@ -129,3 +129,19 @@ func TestPlacementPinsAndPrioritizes(t *testing.T) {
 		t.Errorf("unpinned argv = %q", got)
 	}
 }
+
+// FreePort does not hand an address out twice in a row, even when the
+// kernel would (it gives a port just closed out again).
+func TestFreePortDoesNotRepeat(t *testing.T) {
+	seen := map[string]bool{}
+	for range 200 {
+		a, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[a] {
+			t.Fatalf("FreePort returned %s twice", a)
+		}
+		seen[a] = true
+	}
+}
