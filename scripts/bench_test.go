@@ -124,3 +124,19 @@ func scenarioScript(b *testing.B, name string) *Script {
 func scenarioRequest() *sdk.Request {
 	return &sdk.Request{ID: "r1", Method: "GET", Host: "127.0.0.1:8080", Path: "/", Header: sdk.Header{}}
 }
+
+// BenchmarkNewRuntime: making one runtime of the hooks scenario's validate
+// script (sandbox, guards, views, top-level code), what the pool's maker
+// spends in the background for each runtime it makes or replaces.
+func BenchmarkNewRuntime(b *testing.B) {
+	s := scenarioScript(b, "validate.js")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st, err := s.newRuntime()
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.watch.stop()
+	}
+}

@@ -108,7 +108,10 @@
 // call that has made it grow by more than the bound is stopped (uncatchably;
 // errors.Is(err, ErrMemory)) and its runtime discarded. A shorter call is
 // bounded by its deadline: with 10 ms, the worst loops measured kept 12 MB.
-// See memwatch_test.go.
+// See memwatch_test.go. What a script keeps between calls (a module
+// variable that grows on every call) is dropped with its runtime: each
+// runtime is replaced after Options.MaxRuntimeCalls calls, its successor
+// made in the background first (pool.go).
 //
 // # Versions and hot reload
 //

@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,6 +21,13 @@ import (
 // time, and after each the maker rests makePace times as long as it took:
 // a script whose runtimes keep being discarded costs its maker a fifth of
 // a CPU at most, whatever its top-level code does.
+//
+// A runtime that has served maxCalls calls is replaced: the maker makes
+// its successor, and it serves on until the successor is idle in the pool,
+// then is dropped with all the script kept in it between calls (a module
+// variable that grows on every call, a cache without a bound). Replacing
+// before dropping keeps the pool as large as it was: no call waits for the
+// replacement.
 type pool struct {
 	permits chan struct{} // a call holds one while it has or awaits a runtime
 	mu      sync.Mutex
@@ -27,21 +35,25 @@ type pool struct {
 	ready   chan struct{}
 
 	newState func() (*vmState, error)
-	live     int       // runtimes made, idle or checked out
-	want     int       // runtimes to keep: the most needed at once so far
-	waiting  int       // calls waiting for a runtime
-	making   bool      // the maker is running
-	nextMake time.Time // the maker rests until then
-	lastErr  error     // of the last runtime that could not be made
+	drop     func(*vmState) // a runtime replaced, once its successor is made
+	maxCalls int            // calls a runtime serves before it is replaced
+	live     int            // runtimes made, idle or checked out
+	retiring int            // of them, runtimes to replace (marked in this epoch)
+	epoch    int            // marks of an earlier epoch are void: their successor could not be made
+	want     int            // runtimes to keep: the most needed at once so far
+	waiting  int            // calls waiting for a runtime
+	making   bool           // the maker is running
+	nextMake time.Time      // the maker rests until then
+	lastErr  error          // of the last runtime that could not be made
 }
 
 // makePace is how long the maker rests after making a runtime, in times
 // the making took.
 const makePace = 4
 
-func newPool(size int, first *vmState, newState func() (*vmState, error)) *pool {
+func newPool(size, maxCalls int, first *vmState, newState func() (*vmState, error), drop func(*vmState)) *pool {
 	p := &pool{permits: make(chan struct{}, size), idle: make([]*vmState, 0, size),
-		ready: make(chan struct{}, size), newState: newState}
+		ready: make(chan struct{}, size), newState: newState, drop: drop, maxCalls: maxCalls}
 	for range size {
 		p.permits <- struct{}{}
 	}
@@ -121,18 +133,65 @@ func (p *pool) push(st *vmState) {
 	}
 }
 
-// put returns st, or nil for a runtime discarded (made up for in the
-// background), and the caller's permit.
-func (p *pool) put(st *vmState) {
+// put returns st after a call, or discards it (made up for in the
+// background), and returns the caller's permit. A runtime that has served
+// maxCalls calls is marked for replacement; one so marked is dropped once
+// the pool has its successor.
+func (p *pool) put(st *vmState, discard bool) {
+	st.calls++
+	var dropped *vmState
 	p.mu.Lock()
-	if st != nil {
-		p.push(st)
-	} else {
-		p.live--
-		p.startMaker()
+	if st.retiring && st.epoch != p.epoch {
+		// Its successor could not be made: it serves maxCalls more.
+		st.retiring, st.calls = false, 0
 	}
+	if !st.retiring && p.maxCalls > 0 && st.calls >= p.maxCalls {
+		st.retiring, st.epoch = true, p.epoch
+		p.retiring++
+	}
+	switch {
+	case discard:
+		p.forget(st)
+	case p.isRetiring(st) && p.live-p.retiring >= p.want:
+		p.forget(st)
+		dropped = st
+	default:
+		p.push(st)
+	}
+	p.startMaker()
 	p.mu.Unlock()
 	p.permits <- struct{}{}
+	if dropped != nil {
+		p.drop(dropped)
+	}
+}
+
+// forget removes a checked-out or idle-removed runtime from the counts
+// (p.mu held).
+func (p *pool) forget(st *vmState) {
+	p.live--
+	if p.isRetiring(st) {
+		p.retiring--
+	}
+}
+
+// isRetiring reports whether st is to be replaced (p.mu held).
+func (p *pool) isRetiring(st *vmState) bool { return st.retiring && st.epoch == p.epoch }
+
+// dropRetired takes the idle runtimes marked for replacement out of the
+// pool while it has enough others (p.mu held), returning them.
+func (p *pool) dropRetired(out []*vmState) []*vmState {
+	for i := 0; i < len(p.idle) && p.live-p.retiring >= p.want && p.retiring > 0; {
+		st := p.idle[i]
+		if !p.isRetiring(st) {
+			i++
+			continue
+		}
+		p.idle = slices.Delete(p.idle, i, i+1)
+		p.forget(st)
+		out = append(out, st)
+	}
+	return out
 }
 
 // release returns the permit of a call that got no runtime.
@@ -140,7 +199,7 @@ func (p *pool) release() { p.permits <- struct{}{} }
 
 // startMaker starts the maker if runtimes are missing (p.mu held).
 func (p *pool) startMaker() {
-	if !p.making && p.live < p.want {
+	if !p.making && p.live-p.retiring < p.want {
 		p.making = true
 		go p.maker()
 	}
@@ -152,7 +211,7 @@ func (p *pool) startMaker() {
 func (p *pool) maker() {
 	for {
 		p.mu.Lock()
-		if p.live >= p.want {
+		if p.live-p.retiring >= p.want {
 			p.making = false
 			p.mu.Unlock()
 			return
@@ -166,16 +225,24 @@ func (p *pool) maker() {
 		began := time.Now()
 		st, err := p.newState()
 		took := time.Since(began)
+		var dropped []*vmState
 		p.mu.Lock()
 		p.nextMake = time.Now().Add(makePace * max(took, time.Millisecond))
 		if err != nil {
 			p.lastErr = err
 			p.want = p.live
+			// The runtimes marked for replacement serve on.
+			p.epoch++
+			p.retiring = 0
 		} else {
 			p.lastErr = nil
 			p.live++
 			p.push(st)
+			dropped = p.dropRetired(dropped)
 		}
 		p.mu.Unlock()
+		for _, st := range dropped {
+			p.drop(st)
+		}
 	}
 }

@@ -61,7 +61,12 @@ type vmState struct {
 	watch      *watchdog   // interrupts the runtime at the call's deadline
 	stopCancel func() bool // stops the context.AfterFunc that interrupts the runtime (contexts without a deadline)
 	onDone     func()      // interrupts the runtime; made once so a call allocates no closure
-	fired      bool        // set by leave when the timer had fired
+
+	// The pool's (put): calls served, and whether (and in which
+	// of its epochs) the runtime was marked for replacement.
+	calls    int
+	retiring bool
+	epoch    int
 }
 
 // funcType is the ExportType of an ordinary function (JavaScript or

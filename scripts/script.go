@@ -30,6 +30,7 @@ type Script struct {
 	pool       *pool
 
 	calls, failures, timeouts, discarded atomic.Uint64
+	replaced                             atomic.Uint64
 }
 
 // Compile reads, checks and compiles the script at path (a .js file, or a
@@ -64,7 +65,7 @@ func Compile(path string, opts Options) (*Script, error) {
 		return nil, err
 	}
 	s.phases = st.phases
-	s.pool = newPool(opts.PoolSize, st, s.newRuntime)
+	s.pool = newPool(opts.PoolSize, opts.MaxRuntimeCalls, st, s.newRuntime, s.dropRuntime)
 	return s, nil
 }
 
@@ -83,12 +84,18 @@ func (s *Script) withConfig(cfg map[string]any) (*Script, error) {
 		return nil, err
 	}
 	c.phases = st.phases
-	c.pool = newPool(opts.PoolSize, st, c.newRuntime)
+	c.pool = newPool(opts.PoolSize, opts.MaxRuntimeCalls, st, c.newRuntime, c.dropRuntime)
 	return c, nil
 }
 
 // newRuntime makes a runtime for the pool's maker.
 func (s *Script) newRuntime() (*vmState, error) { return newVMState(s) }
+
+// dropRuntime ends a runtime the pool replaced.
+func (s *Script) dropRuntime(st *vmState) {
+	st.watch.stop()
+	s.replaced.Add(1)
+}
 
 func scriptName(p string) string {
 	base := filepath.Base(filepath.Clean(p))
@@ -120,6 +127,7 @@ type ScriptStats struct {
 	Failures    uint64 // calls that returned an error (including timeouts)
 	Timeouts    uint64 // calls stopped at their deadline or cancellation
 	Discarded   uint64 // runtimes thrown away after an interrupt or a panic
+	Replaced    uint64 // runtimes replaced after Options.MaxRuntimeCalls calls
 	LogsDropped uint64 // console lines dropped by the rate limit
 }
 
@@ -127,7 +135,7 @@ type ScriptStats struct {
 func (s *Script) Stats() ScriptStats {
 	return ScriptStats{
 		Calls: s.calls.Load(), Failures: s.failures.Load(), Timeouts: s.timeouts.Load(),
-		Discarded: s.discarded.Load(), LogsDropped: s.logs.dropped.Load(),
+		Discarded: s.discarded.Load(), Replaced: s.replaced.Load(), LogsDropped: s.logs.dropped.Load(),
 	}
 }
 
@@ -321,10 +329,8 @@ func (s *Script) leave(ctx context.Context, st *vmState, p sdk.Phase, errp *erro
 	if discard {
 		st.watch.stop()
 		s.discarded.Add(1)
-		s.pool.put(nil)
-		return
 	}
-	s.pool.put(st)
+	s.pool.put(st, discard)
 }
 
 // failure classifies a panic of a call; cause is what interrupted it, if
