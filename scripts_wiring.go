@@ -29,6 +29,7 @@ func ScriptOptions(sc config.Script, lg zerolog.Logger) scripts.Options {
 	o.Config = sc.Config
 	o.PoolSize = sc.Runtimes
 	o.MaxCallMemory = int64(sc.MaxCallMemory)
+	o.MaxRuntimeCalls = sc.MaxRuntimeCalls
 	// "script" is the configured name; the script host's own lines name
 	// the file as "file", so that no line holds a key twice.
 	o.Logger = lg.With().Str("script", sc.Name).Logger()

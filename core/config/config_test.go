@@ -370,7 +370,7 @@ func TestRoundTripExotic(t *testing.T) {
 	}
 }
 
-func TestScriptMaxCallMemory(t *testing.T) {
+func TestScriptBounds(t *testing.T) {
 	dir := t.TempDir()
 	js := filepath.Join(dir, "s.js")
 	if err := os.WriteFile(js, []byte("exports.validate = function () {};\n"), 0o644); err != nil {
@@ -385,6 +385,13 @@ func TestScriptMaxCallMemory(t *testing.T) {
 	}
 	if got := c.Scripts[0].MaxCallMemory; got != 64<<20 {
 		t.Errorf("default max_call_memory %v, want 64MiB", got)
+	}
+	if got := c.Scripts[0].MaxRuntimeCalls; got != 10000 {
+		t.Errorf("default max_runtime_calls %v, want 10000", got)
+	}
+	if _, err := Parse(filepath.Join(dir, "gatehouse.yaml"), src("    max_runtime_calls: -1\n")); err == nil ||
+		!strings.Contains(err.Error(), `scripts[0].max_runtime_calls: must be a positive integer, got "-1"`) {
+		t.Errorf("max_runtime_calls: -1: %v", err)
 	}
 	c, err = Parse(filepath.Join(dir, "gatehouse.yaml"), src("    max_call_memory: 16MiB\n"))
 	if err != nil || c.Scripts[0].MaxCallMemory != 16<<20 {

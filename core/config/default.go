@@ -112,7 +112,7 @@ func NewHookBinding() HookBinding {
 
 // NewScript returns a script with the documented defaults.
 func NewScript(name, file string) Script {
-	return Script{Name: name, File: file, Runtimes: 8, MaxCallMemory: 64 << 20}
+	return Script{Name: name, File: file, Runtimes: 8, MaxCallMemory: 64 << 20, MaxRuntimeCalls: 10000}
 }
 
 // NewPlugin returns a plugin with the documented defaults.

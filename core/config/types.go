@@ -618,6 +618,11 @@ type Script struct {
 	// during the call count too. Shorter calls are bounded by their budget.
 	// Default 64MiB.
 	MaxCallMemory Size `yaml:"max_call_memory"`
+	// MaxRuntimeCalls is how many calls a runtime serves before it is
+	// replaced by a new one (made first, in the background), which drops
+	// what the script kept in it between calls: a module variable that grows
+	// on every call, a cache without a bound. Default 10000.
+	MaxRuntimeCalls int `yaml:"max_runtime_calls"`
 }
 
 // HookBinding binds a hook to a route (or to every route) with its bounds.

@@ -98,6 +98,9 @@ func (k *checker) scripts() {
 		if sc.Runtimes <= 0 {
 			k.add(p+".runtimes", "must be a positive integer, got %s", quote(strconv.Itoa(sc.Runtimes)))
 		}
+		if sc.MaxRuntimeCalls <= 0 {
+			k.add(p+".max_runtime_calls", "must be a positive integer, got %s", quote(strconv.Itoa(sc.MaxRuntimeCalls)))
+		}
 		if sc.MaxCallMemory <= 0 {
 			k.add(p+".max_call_memory", "must be a positive size, got %s", quote(sc.MaxCallMemory.String()))
 		}
