@@ -149,7 +149,7 @@ func (sm *sampler) tick() bool {
 	read, any := false, false
 	for _, w := range dogs {
 		w.mu.Lock()
-		if w.watched && !w.fired {
+		if w.watched && w.cause == nil {
 			any = true
 			if !read {
 				if sm.sample == nil {
@@ -175,7 +175,6 @@ func (w *watchdog) checkMemory(heap uint64) {
 		return
 	}
 	if heap > w.memBase && heap-w.memBase > w.limit {
-		w.fired = true
 		w.cause = &memoryError{grew: heap - w.memBase, limit: w.limit}
 		w.rt.Interrupt(w.cause)
 	}

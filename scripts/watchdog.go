@@ -35,8 +35,7 @@ type watchdog struct {
 	pending  bool      // the timer is set, to fire at at
 	at       time.Time // when the pending timer fires
 	deadline time.Time // of the call in progress; zero between calls
-	fired    bool      // the call in progress was interrupted
-	cause    error     // why: errDeadline or a *memoryError
+	cause    error     // what interrupted the call in progress: errDeadline or a *memoryError
 	watched  bool      // the memory watch measures the call in progress
 	calls    uint64    // calls armed so far
 	memCall  uint64    // the call memBase was sampled for
@@ -64,7 +63,7 @@ func newWatchdog(rt *goja.Runtime, memLimit int64) *watchdog {
 // memWatchAfter left is watched by the memory watch too.
 func (w *watchdog) arm(deadline time.Time) {
 	w.mu.Lock()
-	w.deadline, w.fired, w.cause = deadline, false, nil
+	w.deadline, w.cause = deadline, nil
 	w.calls++
 	left := time.Until(deadline)
 	w.watched = left > memWatchAfter
@@ -83,10 +82,8 @@ func (w *watchdog) arm(deadline time.Time) {
 // or a *memoryError.
 func (w *watchdog) disarm() (cause error) {
 	w.mu.Lock()
-	if w.fired {
-		cause = w.cause
-	}
-	w.deadline, w.fired, w.cause, w.watched = time.Time{}, false, nil, false
+	cause = w.cause
+	w.deadline, w.cause, w.watched = time.Time{}, nil, false
 	w.mu.Unlock()
 	return cause
 }
@@ -114,9 +111,9 @@ func (w *watchdog) fire() {
 		w.pending, w.at = true, w.deadline
 		return
 	}
-	if w.fired {
+	if w.cause != nil {
 		return // stopped by the memory watch already
 	}
-	w.fired, w.cause = true, errDeadline
+	w.cause = errDeadline
 	w.rt.Interrupt(errDeadline)
 }
