@@ -229,6 +229,53 @@ func TestConnectionCannotStripHookHeaders(t *testing.T) {
 	}
 }
 
+// An HTTP/2 request net/http's server refuses itself (here without a
+// :path, which is a stream error) never reaches a handler: it is still a
+// malformed request in the access records, named by the server's error.
+func TestH2RefusedStreamIsRecorded(t *testing.T) {
+	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	cfg := strings.Replace(baseConfig, `listeners: [{name: public, address: "127.0.0.1:0"}]`, `listeners: [{name: public, address: "127.0.0.1:0", h2c: true}]`, 1)
+	h := start(t, cfg, map[string]string{"APP": app})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true})
+	for reset := false; !reset; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no reset of the stream: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID != 1 || f.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("reset of stream %d with %v, want stream 1, PROTOCOL_ERROR", f.StreamID, f.ErrCode)
+			}
+			reset = true
+		case *http2.HeadersFrame:
+			t.Fatalf("stream %d answered, want a reset", f.StreamID)
+		}
+	}
+	r := h.expect("malformed")
+	if r.Status != 400 || !strings.Contains(r.Err, "bad_path_method") || !strings.Contains(r.Err, "HTTP/2 request reset") {
+		t.Errorf("record %+v, want status 400 and the server's error named", r)
+	}
+}
+
 // A request body that is not valid chunked encoding is the client's
 // malformed request: 400, not a silent close (client_gone).
 func TestMalformedChunkedBodyIs400(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,8 @@ type Listener struct {
 	log     zerolog.Logger
 	sock    *socket
 	cert    atomic.Pointer[tls.Certificate]
+	// h2Refused records what net/http's HTTP/2 server refused itself.
+	h2Refused func(errType string)
 
 	mu      sync.Mutex
 	cfg     Config
@@ -64,6 +67,9 @@ func Listen(cfg Config, current func() *proxy.Runtime, shared *proxy.Shared, lg 
 	name := cfg.Name
 	l.sock.onAbandoned = func(remote string, start time.Time, k failure.Kind, status int, msg string) {
 		shared.Abandoned(name, remote, start, k, status, msg)
+	}
+	l.h2Refused = func(errType string) {
+		shared.Abandoned(name, "", time.Now(), failure.Malformed, 0, h2RefusedMsg(errType))
 	}
 	return l, nil
 }
@@ -116,7 +122,7 @@ func (l *Listener) startLocked() {
 		// "OPTIONS *" reaches the handler, which checks its framing.
 		DisableGeneralOptionsHandler: true,
 		Protocols:                    &protos,
-		HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: 250},
+		HTTP2:                        &http.HTTP2Config{MaxConcurrentStreams: 250, CountError: l.h2Refused},
 		ErrorLog:                     log.New(errorLogWriter{l.log}, "", 0),
 	}
 	v := l.sock.newView()
@@ -227,6 +233,24 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	<-l.sock.done
 	l.wg.Wait()
 	return err
+}
+
+// h2RefusedMsg describes an HTTP/2 error net/http's server answered itself,
+// before any handler ran, from the name it gives it: "stream_" errors reset
+// one request (an invalid header field or pseudo-header, a frame on a
+// closed stream, more streams than allowed), "conn_" errors end the
+// connection with GOAWAY (a broken frame, a flow-control violation, too
+// many early resets). Both are the client's protocol errors; net/http names
+// the error but not the connection, so the record has no client address.
+func h2RefusedMsg(errType string) string {
+	what := "HTTP/2 protocol error"
+	switch {
+	case strings.HasPrefix(errType, "stream_"):
+		what = "HTTP/2 request reset by the server before the gateway saw it"
+	case strings.HasPrefix(errType, "conn_"):
+		what = "HTTP/2 connection ended by the server (GOAWAY)"
+	}
+	return what + " (" + errType + ")"
 }
 
 // errorLogWriter sends net/http's own log lines (TLS handshake errors,
