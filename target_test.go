@@ -132,18 +132,7 @@ func TestH2PseudoHeadersChecked(t *testing.T) {
 			}()
 		}
 	}()
-	app := ln.Addr().String()
-	cfg := strings.Replace(baseConfig, `listeners: [{name: public, address: "127.0.0.1:0"}]`, `listeners: [{name: public, address: "127.0.0.1:0", h2c: true}]`, 1)
-	h := start(t, cfg, map[string]string{"APP": app})
-	c, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
+	_, fr := startH2C(t, ln.Addr().String())
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
 	cases := []struct{ method, authority, path string }{
@@ -229,22 +218,30 @@ func TestConnectionCannotStripHookHeaders(t *testing.T) {
 	}
 }
 
-// An HTTP/2 request net/http's server refuses itself (here without a
-// :path, which is a stream error) never reaches a handler: it is still a
-// malformed request in the access records, named by the server's error.
-func TestH2RefusedStreamIsRecorded(t *testing.T) {
-	app := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+// startH2C runs a gateway with an h2c listener in front of app and opens
+// a raw HTTP/2 connection to it: preface and settings sent, closed at the
+// test's end.
+func startH2C(t *testing.T, app string) (*harness, *http2.Framer) {
+	t.Helper()
 	cfg := strings.Replace(baseConfig, `listeners: [{name: public, address: "127.0.0.1:0"}]`, `listeners: [{name: public, address: "127.0.0.1:0", h2c: true}]`, 1)
 	h := start(t, cfg, map[string]string{"APP": app})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, http2.ClientPreface)
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings()
+	return h, fr
+}
+
+// An HTTP/2 request net/http's server refuses itself (here without a
+// :path, which is a stream error) never reaches a handler: it is still a
+// malformed request in the access records, named by the server's error.
+func TestH2RefusedStreamIsRecorded(t *testing.T) {
+	h, fr := startH2C(t, backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })))
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}} {
